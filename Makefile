@@ -1,0 +1,38 @@
+# The two commands of the README: `make up` (the whole stack on loopback) and `make test` (every test).
+SHELL := /bin/bash
+VENV_BIN := .venv/bin
+PYTEST := $(VENV_BIN)/pytest
+
+.DEFAULT_GOAL := help
+.PHONY: help bootstrap up down status test test-unit test-integration lint
+
+help:
+	@echo "make up      start Airflow, the exporter, Prometheus, Alertmanager and the alert captures on loopback"
+	@echo "make down    stop everything 'make up' started (data is kept in .stack/)"
+	@echo "make status  state and health of each component"
+	@echo "make test    lint, fast unit tests, then integration tests against real components"
+
+bootstrap:
+	@local_stack/bootstrap.sh
+
+up: bootstrap
+	@$(VENV_BIN)/airflow-obs up
+
+down:
+	@if [ -x $(VENV_BIN)/airflow-obs ]; then $(VENV_BIN)/airflow-obs down; else echo "nothing to stop (no .venv)"; fi
+
+status:
+	@$(VENV_BIN)/airflow-obs status
+
+lint: bootstrap
+	$(VENV_BIN)/ruff check .
+	$(VENV_BIN)/ruff format --check .
+
+test-unit: bootstrap
+	$(PYTEST) tests/unit
+
+test-integration: bootstrap
+	$(PYTEST) tests/integration
+
+# Fast first: a lint or unit failure stops before the slow integration tests start.
+test: lint test-unit test-integration

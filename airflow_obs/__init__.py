@@ -1,0 +1,1 @@
+"""`airflow-obs`, the toolkit's command line."""

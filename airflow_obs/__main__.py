@@ -1,0 +1,3 @@
+from airflow_obs.cli import main
+
+main()

@@ -1,0 +1,100 @@
+"""The toolkit's command line: the local stack, the exporter and the alert captures."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from local_stack.settings import LOOPBACK, PORTS, SettingsError, load_settings
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from local_stack.preflight import PreflightError
+    from local_stack.stack import StackError, up
+
+    try:
+        up(load_settings())
+    except (SettingsError, PreflightError, StackError) as exc:
+        print(f"make up failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_down(args: argparse.Namespace) -> int:
+    from local_stack.stack import down
+
+    down(load_settings())
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from local_stack.stack import print_status
+
+    return 0 if print_status(load_settings()) else 1
+
+
+def _cmd_ports(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    for spec in PORTS:
+        print(f"{spec.env_var:<34} {settings.ports[spec.component]:>6}  {spec.purpose}")
+    return 0
+
+
+def _cmd_exporter(args: argparse.Namespace) -> int:
+    from airflow_exporter.server import serve
+
+    port = args.port or load_settings().ports["exporter"]
+    serve(args.host, port)
+    return 0
+
+
+def _cmd_capture(args: argparse.Namespace) -> int:
+    if args.kind == "smtp":
+        from local_stack.captures.smtp_capture import serve_smtp_capture
+
+        serve_smtp_capture(args.host, args.port, args.out)
+    else:
+        from local_stack.captures.http_capture import serve_http_capture
+
+        serve_http_capture(args.kind, args.host, args.port, args.out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="airflow-obs", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="start the local stack and wait until every component is healthy")
+    commands.add_parser("down", help="stop everything the local stack started (data is kept)")
+    commands.add_parser("status", help="state and health of each component; exit 1 if any is unhealthy")
+    commands.add_parser("ports", help="every port of the local stack and the variable that moves it")
+
+    exporter = commands.add_parser("exporter", help="serve the Prometheus exporter (/metrics, /healthz)")
+    exporter.add_argument("--host", default=LOOPBACK)
+    exporter.add_argument("--port", type=int, default=0, help="default: AIRFLOW_OBS_EXPORTER_PORT")
+
+    capture = commands.add_parser("capture", help="run a local alert capture (Slack, webhook or SMTP)")
+    capture.add_argument("kind", choices=["slack", "webhook", "smtp"])
+    capture.add_argument("--host", default=LOOPBACK)
+    capture.add_argument("--port", type=int, required=True)
+    capture.add_argument("--out", required=True, help="JSONL file that records every request")
+    return parser
+
+
+HANDLERS = {
+    "up": _cmd_up,
+    "down": _cmd_down,
+    "status": _cmd_status,
+    "ports": _cmd_ports,
+    "exporter": _cmd_exporter,
+    "capture": _cmd_capture,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        code = HANDLERS[args.command](args)
+    except SettingsError as exc:
+        print(f"airflow-obs {args.command}: {exc}", file=sys.stderr)
+        code = 2
+    sys.exit(code)

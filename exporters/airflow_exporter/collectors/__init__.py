@@ -1,0 +1,1 @@
+"""One collector per source; each yields fresh metric families on every scrape."""

@@ -1,0 +1,59 @@
+"""The environment every Airflow process of the local stack runs with (api-server, scheduler, CLI calls)."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import quote
+
+from local_stack.secrets import (
+    AIRFLOW_USERS,
+    airflow_internal_secrets,
+    airflow_passwords_file,
+    postgres_password,
+)
+from local_stack.settings import LOOPBACK, REPO_ROOT, StackSettings
+
+
+def metadata_db_url(settings: StackSettings) -> str:
+    """SQLAlchemy URL of the metadata DB: SQLite in the stack's folder, or the stack's private PostgreSQL."""
+    if settings.db == "postgres":
+        password = quote(postgres_password(settings), safe="")
+        return f"postgresql+psycopg2://airflow:{password}@{LOOPBACK}:{settings.ports['postgres']}/airflow"
+    return f"sqlite:///{settings.airflow_home / 'airflow.db'}"
+
+
+def airflow_env(settings: StackSettings) -> dict[str, str]:
+    """Airflow settings as AIRFLOW__SECTION__KEY variables, so no airflow.cfg needs editing."""
+    api_url = settings.url("airflow")
+    env = {
+        "AIRFLOW_HOME": str(settings.airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # The default of 32 forks 32 idle workers; 2 cores need far fewer.
+        "AIRFLOW__CORE__PARALLELISM": str(settings.parallelism),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_url(settings),
+        "AIRFLOW__API__HOST": LOOPBACK,
+        "AIRFLOW__API__PORT": str(settings.ports["airflow"]),
+        # The execution API URL derives from base_url: without the same port every task fails to start.
+        "AIRFLOW__API__BASE_URL": api_url,
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in AIRFLOW_USERS.items()),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_passwords_file(settings)),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(settings.ports["worker_log_server"]),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(settings.ports["trigger_log_server"]),
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        # Where the toolkit's own links (alerts, notifications) point; one value for every component.
+        "AIRFLOW_OBS_AIRFLOW_URL": api_url,
+    }
+    env.update(airflow_internal_secrets(settings))
+    return env
+
+
+def process_env(settings: StackSettings) -> dict[str, str]:
+    """The current environment plus the stack's Airflow settings, for subprocesses such as `airflow db migrate`."""
+    merged = dict(os.environ)
+    merged.update(airflow_env(settings))
+    return merged

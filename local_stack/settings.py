@@ -1,0 +1,170 @@
+"""Settings of the local stack, read once from environment variables: the one source of truth for ports."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOOPBACK = "127.0.0.1"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the stack cannot use; the message names the variable and what is expected."""
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    """A loopback port of one component, overridable by one environment variable."""
+
+    component: str
+    env_var: str
+    default: int
+    purpose: str
+
+
+# Every port the local stack binds. README's port table is generated from this list (airflow-obs ports).
+PORTS: tuple[PortSpec, ...] = (
+    PortSpec("airflow", "AIRFLOW_OBS_AIRFLOW_PORT", 18080, "Airflow UI and REST API (api-server)"),
+    PortSpec("exporter", "AIRFLOW_OBS_EXPORTER_PORT", 19112, "the toolkit's Prometheus exporter"),
+    PortSpec("prometheus", "AIRFLOW_OBS_PROMETHEUS_PORT", 19090, "Prometheus"),
+    PortSpec("alertmanager", "AIRFLOW_OBS_ALERTMANAGER_PORT", 19093, "Alertmanager"),
+    PortSpec("node_exporter", "AIRFLOW_OBS_NODE_EXPORTER_PORT", 19100, "node_exporter (host metrics)"),
+    PortSpec("slack_capture", "AIRFLOW_OBS_SLACK_CAPTURE_PORT", 19201, "Slack incoming-webhook capture"),
+    PortSpec("webhook_capture", "AIRFLOW_OBS_WEBHOOK_CAPTURE_PORT", 19202, "generic/pager webhook capture"),
+    PortSpec("smtp_capture", "AIRFLOW_OBS_SMTP_CAPTURE_PORT", 19025, "SMTP capture (mail relay)"),
+    PortSpec("worker_log_server", "AIRFLOW_OBS_WORKER_LOG_PORT", 18793, "Airflow worker log server"),
+    PortSpec("trigger_log_server", "AIRFLOW_OBS_TRIGGER_LOG_PORT", 18794, "Airflow triggerer log server"),
+    PortSpec("postgres", "AIRFLOW_OBS_POSTGRES_PORT", 15432, "private PostgreSQL (AIRFLOW_OBS_DB=postgres)"),
+)
+
+DB_KINDS = ("sqlite", "postgres")
+
+
+@dataclass(frozen=True)
+class AlertEndpoints:
+    """Where Alertmanager delivers; empty values mean the local captures."""
+
+    slack_webhook_url: str = ""
+    smtp_smarthost: str = ""
+    smtp_from: str = "airflow-alerts@localhost"
+    smtp_to: str = "oncall@localhost"
+    smtp_username: str = ""
+    smtp_password_file: str = ""
+    smtp_require_tls: bool = False
+    pager_webhook_url: str = ""
+    heartbeat_webhook_url: str = ""
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Everything `airflow-obs up` needs to know, validated."""
+
+    home: Path
+    db: str
+    ports: Mapping[str, int]
+    endpoints: AlertEndpoints = field(default_factory=AlertEndpoints)
+    parallelism: int = 8
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    @property
+    def captures_dir(self) -> Path:
+        return self.home / "captures"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def generated_dir(self) -> Path:
+        return self.home / "generated"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    @property
+    def supervisor_conf(self) -> Path:
+        return self.generated_dir / "supervisord.conf"
+
+    @property
+    def supervisor_pidfile(self) -> Path:
+        return self.home / "supervisord.pid"
+
+    @property
+    def supervisor_socket(self) -> Path:
+        return self.home / "supervisor.sock"
+
+    def url(self, component: str) -> str:
+        return f"http://{LOOPBACK}:{self.ports[component]}"
+
+    def capture_file(self, kind: str) -> Path:
+        return self.captures_dir / f"{kind}.jsonl"
+
+
+def _port(env: Mapping[str, str], spec: PortSpec) -> int:
+    raw = env.get(spec.env_var, "").strip()
+    if not raw:
+        return spec.default
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise SettingsError(f"{spec.env_var}={raw!r} is not a port: expected an integer from 1 to 65535")
+    return int(raw)
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"{name}={raw!r} is not valid: expected a positive integer")
+    return int(raw)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> StackSettings:
+    """Read and validate the stack's settings from `env` (default: the process environment)."""
+    env = os.environ if env is None else env
+    db = env.get("AIRFLOW_OBS_DB", "sqlite").strip().lower() or "sqlite"
+    if db not in DB_KINDS:
+        raise SettingsError(f"AIRFLOW_OBS_DB={db!r} is not supported: expected one of {', '.join(DB_KINDS)}")
+
+    ports = {spec.component: _port(env, spec) for spec in PORTS}
+    used: dict[int, str] = {}
+    for spec in PORTS:
+        port = ports[spec.component]
+        if port in used:
+            raise SettingsError(f"{spec.env_var} and {used[port]} both ask for port {port}: expected distinct ports")
+        used[port] = spec.env_var
+
+    home = Path(env.get("AIRFLOW_OBS_HOME", "") or REPO_ROOT / ".stack").expanduser().resolve()
+    endpoints = AlertEndpoints(
+        slack_webhook_url=env.get("AIRFLOW_OBS_SLACK_WEBHOOK_URL", ""),
+        smtp_smarthost=env.get("AIRFLOW_OBS_SMTP_SMARTHOST", ""),
+        smtp_from=env.get("AIRFLOW_OBS_SMTP_FROM", "") or AlertEndpoints.smtp_from,
+        smtp_to=env.get("AIRFLOW_OBS_SMTP_TO", "") or AlertEndpoints.smtp_to,
+        smtp_username=env.get("AIRFLOW_OBS_SMTP_USERNAME", ""),
+        smtp_password_file=env.get("AIRFLOW_OBS_SMTP_PASSWORD_FILE", ""),
+        smtp_require_tls=env.get("AIRFLOW_OBS_SMTP_REQUIRE_TLS", "").lower() in {"1", "true", "yes"},
+        pager_webhook_url=env.get("AIRFLOW_OBS_PAGER_WEBHOOK_URL", ""),
+        heartbeat_webhook_url=env.get("AIRFLOW_OBS_HEARTBEAT_WEBHOOK_URL", ""),
+    )
+    for name, value in (
+        ("AIRFLOW_OBS_SLACK_WEBHOOK_URL", endpoints.slack_webhook_url),
+        ("AIRFLOW_OBS_PAGER_WEBHOOK_URL", endpoints.pager_webhook_url),
+        ("AIRFLOW_OBS_HEARTBEAT_WEBHOOK_URL", endpoints.heartbeat_webhook_url),
+    ):
+        if value and not value.startswith(("http://", "https://")):
+            raise SettingsError(f"{name} must be an http(s) URL, got a value starting {value[:8]!r}")
+    if endpoints.smtp_smarthost and ":" not in endpoints.smtp_smarthost:
+        raise SettingsError(f"AIRFLOW_OBS_SMTP_SMARTHOST={endpoints.smtp_smarthost!r} is not valid: expected host:port")
+    return StackSettings(
+        home=home,
+        db=db,
+        ports=ports,
+        endpoints=endpoints,
+        parallelism=_positive_int(env, "AIRFLOW_OBS_PARALLELISM", 8),
+    )

@@ -1,0 +1,41 @@
+"""What `airflow-obs up` prints once the stack is healthy: every URL, the logins, where captures write."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from local_stack.secrets import airflow_passwords_file, ensure_airflow_passwords
+from local_stack.settings import LOOPBACK, StackSettings
+
+
+def summary_lines(settings: StackSettings) -> list[str]:
+    passwords = ensure_airflow_passwords(settings)
+    port = settings.ports
+    lines = [
+        "",
+        "Airflow observability stack (all on loopback)",
+        f"  Airflow UI / REST API   {settings.url('airflow')}          health: /api/v2/monitor/health",
+        f"  exporter                {settings.url('exporter')}/metrics",
+        f"  Prometheus              {settings.url('prometheus')}          (alerts: /alerts, targets: /targets)",
+        f"  Alertmanager            {settings.url('alertmanager')}",
+        f"  node_exporter           {settings.url('node_exporter')}/metrics",
+        "",
+        "Airflow logins (UI auth is on)",
+        f"  admin   / {passwords['admin']}   (admin)",
+        f"  oncall  / {passwords['oncall']}   (read-only viewer)",
+        f"  stored in {airflow_passwords_file(settings)} (owner-only)",
+        "",
+        "Alert captures (stand-ins for Slack, a mail relay and a pager)",
+        f"  Slack webhook   {settings.url('slack_capture')}/services/...  -> {settings.capture_file('slack')}",
+        f"  SMTP            {LOOPBACK}:{port['smtp_capture']}                 -> {settings.capture_file('smtp')}",
+        f"  webhook/pager   {settings.url('webhook_capture')}/pager       -> {settings.capture_file('webhook')}",
+        "",
+        f"Metadata DB: {settings.db}; logs: {settings.logs_dir}",
+        "`make status` checks every component, `make down` stops them all (data is kept).",
+    ]
+    return lines
+
+
+def print_summary(settings: StackSettings, say: Callable[[str], None]) -> None:
+    for line in summary_lines(settings):
+        say(line)

@@ -1,0 +1,179 @@
+"""`make up` on the embedded default (SQLite): every component healthy, alerts delivered, `make down` clean."""
+
+from __future__ import annotations
+
+import smtplib
+import time
+import uuid
+from email.message import EmailMessage
+
+import pytest
+
+from local_stack.captures.recorder import read_records
+from local_stack.health import AIRFLOW_COMPONENTS, expected_rule_groups
+from local_stack.programs import stack_programs
+from local_stack.secrets import ensure_airflow_passwords
+from tests.integration.conftest import LocalStack, alive, http_json, processes_of, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def airflow_token(stack: LocalStack, user: str) -> str:
+    password = ensure_airflow_passwords(stack.settings)[user]
+    status, body = http_json(stack.url("airflow") + "/auth/token", {"username": user, "password": password})
+    assert status == 201, body
+    return body["access_token"]
+
+
+def test_airflow_reports_every_component_healthy(started_stack: LocalStack) -> None:
+    status, report = http_json(started_stack.url("airflow") + "/api/v2/monitor/health")
+    assert status == 200
+    assert {name: report[name]["status"] for name in AIRFLOW_COMPONENTS} == dict.fromkeys(AIRFLOW_COMPONENTS, "healthy")
+
+
+def test_the_exporter_serves_metrics_and_sees_the_metadata_db(started_stack: LocalStack) -> None:
+    status, metrics = http_json(started_stack.url("exporter") + "/metrics")
+    assert status == 200
+    assert "airflow_up 1.0" in metrics
+    assert 'airflow_exporter_collector_success{collector="metadata_db_health"} 1.0' in metrics
+    assert http_json(started_stack.url("exporter") + "/healthz")[0] == 200
+
+
+def test_prometheus_is_ready_scrapes_every_target_and_loads_every_rule_group(started_stack: LocalStack) -> None:
+    base = started_stack.url("prometheus")
+    assert http_json(base + "/-/ready")[0] == 200
+
+    def all_targets_up():
+        targets = http_json(base + "/api/v1/targets")[1]["data"]["activeTargets"]
+        return targets if targets and all(t["health"] == "up" for t in targets) else None
+
+    targets = wait_for(all_targets_up, 30, "every scrape target to be up")
+    assert {t["labels"]["job"] for t in targets} == {"airflow-exporter", "node", "prometheus", "alertmanager"}
+    groups = http_json(base + "/api/v1/rules")[1]["data"]["groups"]
+    assert {g["name"] for g in groups} == expected_rule_groups()
+
+
+def test_alertmanager_is_ready(started_stack: LocalStack) -> None:
+    assert http_json(started_stack.url("alertmanager") + "/-/ready")[0] == 200
+
+
+def test_each_capture_records_a_test_message(started_stack: LocalStack) -> None:
+    marker = uuid.uuid4().hex
+    settings = started_stack.settings
+    status, reply = http_json(started_stack.url("slack_capture") + "/services/T0/B0/X", {"text": marker})
+    assert (status, reply) == (200, "ok")
+    assert http_json(started_stack.url("webhook_capture") + "/pager", {"marker": marker})[0] == 200
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "test@localhost", "oncall@localhost", marker
+    message.set_content("capture check")
+    with smtplib.SMTP("127.0.0.1", settings.ports["smtp_capture"], local_hostname="localhost", timeout=10) as smtp:
+        smtp.send_message(message)
+
+    assert any(r["body"] == {"text": marker} for r in read_records(settings.capture_file("slack")))
+    assert any(r["body"] == {"marker": marker} for r in read_records(settings.capture_file("webhook")))
+    assert any(r["subject"] == marker for r in read_records(settings.capture_file("smtp")))
+
+
+def test_an_alert_sent_to_alertmanager_reaches_slack_email_and_the_pager(started_stack: LocalStack) -> None:
+    settings = started_stack.settings
+    dag_id = f"routing_smoke_{uuid.uuid4().hex[:8]}"
+    alert = {
+        "labels": {"alertname": "RoutingSmokeTest", "severity": "critical", "dag_id": dag_id},
+        "annotations": {
+            "summary": f"smoke test for {dag_id}",
+            "description": "routing check",
+            "runbook_url": "https://example.invalid/runbooks/RoutingSmokeTest.md",
+        },
+    }
+    status, _ = http_json(started_stack.url("alertmanager") + "/api/v2/alerts", [alert])
+    assert status == 200
+
+    # group_wait is 30 s for critical alerts: the captures must have it well within a minute after that.
+    def delivered():
+        slack = [r for r in read_records(settings.capture_file("slack")) if dag_id in str(r["body"])]
+        mail = [r for r in read_records(settings.capture_file("smtp")) if dag_id in (r["text"] or "")]
+        pager = [
+            r
+            for r in read_records(settings.capture_file("webhook"))
+            if r["path"] == "/pager" and dag_id in str(r["body"])
+        ]
+        return (slack, mail, pager) if slack and mail and pager else None
+
+    slack, mail, pager = wait_for(delivered, 90, "the critical alert in the Slack, SMTP and pager captures")
+    assert slack[0]["body"]["channel"] == "#airflow-oncall"
+    assert "RoutingSmokeTest" in slack[0]["body"]["attachments"][0]["title"]
+    assert mail[0]["rcpt_tos"] == [settings.endpoints.smtp_to]
+    assert "RoutingSmokeTest" in mail[0]["subject"]
+    assert pager[0]["body"]["commonLabels"] == alert["labels"]
+
+
+def test_the_watchdog_flows_from_prometheus_to_the_heartbeat_receiver(started_stack: LocalStack) -> None:
+    def heartbeat():
+        return [
+            r
+            for r in read_records(started_stack.settings.capture_file("webhook"))
+            if r["path"] == "/heartbeat" and r["body"]["commonLabels"].get("alertname") == "Watchdog"
+        ]
+
+    wait_for(heartbeat, 100, "Watchdog at the heartbeat webhook")
+
+
+def test_airflow_ui_auth_is_on_with_an_admin_and_a_read_only_oncall_account(started_stack: LocalStack) -> None:
+    api = started_stack.url("airflow") + "/api/v2"
+    assert http_json(api + "/pools")[0] == 401
+    admin = {"Authorization": f"Bearer {airflow_token(started_stack, 'admin')}"}
+    oncall = {"Authorization": f"Bearer {airflow_token(started_stack, 'oncall')}"}
+    pool = {"name": f"it_{uuid.uuid4().hex[:6]}", "slots": 2}
+
+    assert http_json(api + "/pools", headers=oncall)[0] == 200
+    assert http_json(api + "/pools", pool, headers=oncall)[0] == 403
+    assert http_json(api + "/pools", pool, headers=admin)[0] == 201
+    started_stack.created_pool = pool["name"]
+
+
+def test_the_observability_plugin_is_loaded_once_without_import_errors(started_stack: LocalStack) -> None:
+    api = started_stack.url("airflow") + "/api/v2"
+    admin = {"Authorization": f"Bearer {airflow_token(started_stack, 'admin')}"}
+    status, plugins = http_json(api + "/plugins", headers=admin)
+    assert status == 200
+    assert [p["name"] for p in plugins["plugins"]].count("observability") == 1
+    status, errors = http_json(api + "/plugins/importErrors", headers=admin)
+    assert status == 200
+    assert errors["import_errors"] == []
+
+
+def test_status_reports_every_component_ok(started_stack: LocalStack) -> None:
+    result = started_stack.run("status")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    for program in stack_programs(started_stack.settings):
+        assert any(line.startswith("ok") and f" {program.name} " in line for line in lines), program.name
+
+
+def test_make_up_twice_is_safe_and_keeps_processes_and_data(started_stack: LocalStack) -> None:
+    before = started_stack.program_pids()
+    result = started_stack.run("up")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "already running" in result.stdout
+    assert started_stack.program_pids() == before
+    pool = getattr(started_stack, "created_pool", None)
+    if pool:
+        admin = {"Authorization": f"Bearer {airflow_token(started_stack, 'admin')}"}
+        assert http_json(f"{started_stack.url('airflow')}/api/v2/pools/{pool}", headers=admin)[0] == 200
+
+
+def test_make_down_stops_exactly_what_it_started(started_stack: LocalStack) -> None:
+    pids = started_stack.program_pids()
+    supervisord = started_stack.supervisord_pid()
+    assert supervisord and len(pids) == len(stack_programs(started_stack.settings))
+    # Airflow's components fork workers: they count as started too.
+    assert len(processes_of(started_stack.settings.home)) > len(pids)
+
+    result = started_stack.run("down", timeout=150)
+
+    assert result.returncode == 0, result.stderr
+    time.sleep(0.5)
+    assert [name for name, pid in pids.items() if alive(pid)] == []
+    assert not alive(supervisord)
+    assert processes_of(started_stack.settings.home) == []
+    assert started_stack.run("status").returncode == 1

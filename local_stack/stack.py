@@ -13,7 +13,7 @@ from local_stack import health, postgres, supervisor_control
 from local_stack.airflow_env import process_env
 from local_stack.alertmanager_config import write_alertmanager_config
 from local_stack.preflight import run_preflight
-from local_stack.programs import VENV_BIN, stack_programs
+from local_stack.programs import VENV_BIN, postgres_data_dir, stack_programs
 from local_stack.prometheus_config import write_prometheus_config
 from local_stack.secrets import ensure_airflow_passwords
 from local_stack.settings import StackSettings
@@ -41,6 +41,15 @@ def _log_tail(settings: StackSettings, program: str, lines: int = 15) -> str:
         return f"(no log at {path})"
     tail = path.read_text(errors="replace").splitlines()[-lines:]
     return f"last lines of {path}:\n    " + "\n    ".join(tail)
+
+
+def _failure_hint(settings: StackSettings, program: str) -> str:
+    if program == "postgres":
+        return (
+            f"PostgreSQL would not start on its data folder {postgres_data_dir(settings)}. Read its log below; "
+            "if the folder is damaged, remove it (the metadata DB is lost) or set AIRFLOW_OBS_HOME to a new folder"
+        )
+    return "it exited while starting; its log below says why"
 
 
 def _prepare(settings: StackSettings) -> None:
@@ -94,7 +103,7 @@ def _wait_healthy(settings: StackSettings, programs: list[str], say: Progress, t
         for name in list(pending):
             state = states[name]["statename"]
             if state in ("FATAL", "EXITED", "BACKOFF"):
-                raise StackError(f"{name} is {state}; {_log_tail(settings, name)}")
+                raise StackError(f"{name} is {state}: {_failure_hint(settings, name)}\n{_log_tail(settings, name)}")
             results[name] = health.check(name, settings)
             if state == "RUNNING" and results[name].ok:
                 pending.remove(name)

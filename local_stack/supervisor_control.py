@@ -25,7 +25,7 @@ def supervisord_pid(settings: StackSettings) -> int | None:
     try:
         pid = int(settings.supervisor_pidfile.read_text().strip())
         os.kill(pid, 0)
-    except (FileNotFoundError, ValueError, ProcessLookupError):
+    except (OSError, ValueError):  # no pidfile, a home that is not a folder, or a process that is gone
         return None
     return pid
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -38,7 +39,7 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
 def http_json(url: str, data: Any = None, headers: dict[str, str] | None = None, method: str | None = None):
     """(status, parsed JSON or text) of a loopback request; HTTP errors are returned, not raised."""
     body = json.dumps(data).encode() if data is not None else None
-    request = urllib.request.Request(
+    request = urllib.request.Request(  # noqa: S310 - tests build loopback http URLs only
         url, data=body, method=method, headers={"Content-Type": "application/json", **(headers or {})}
     )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -98,20 +99,10 @@ class LocalStack:
         return {info["name"]: info["pid"] for info in supervisor_control.process_infos(self.settings)}
 
     def kill_everything(self) -> None:
-        """Last resort after a failed test: SIGKILL supervisord and every program it started, by PID."""
-        pids = []
-        try:
-            pids = list(self.program_pids().values())
-        except Exception:  # supervisord may already be gone
-            pass
-        if pid := self.supervisord_pid():
-            pids.append(pid)
-        for pid in pids:
-            if pid and alive(pid):
-                try:
-                    os.killpg(os.getpgid(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        """Last resort after a failed test: SIGKILL every process of this stack's folder, by PID."""
+        for pid in processes_of(self.settings.home):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def alive(pid: int) -> bool:
@@ -150,18 +141,23 @@ def stack_home(prefix: str) -> Path:
     return home
 
 
-@pytest.fixture(scope="module")
-def started_stack(request) -> Iterator[LocalStack]:
-    """A running stack for the module; parametrise indirectly with extra env (e.g. AIRFLOW_OBS_DB)."""
-    extra = getattr(request, "param", {}) or {}
+@contextlib.contextmanager
+def running_stack(extra_env: dict[str, str] | None = None) -> Iterator[LocalStack]:
+    """`airflow-obs up` in a fresh folder; on exit `airflow-obs down`, then SIGKILL anything left, by PID."""
     home = stack_home("airflow-obs-it-")
-    stack = LocalStack(home, extra)
+    stack = LocalStack(home, extra_env)
     try:
         result = stack.run("up")
         assert result.returncode == 0, f"airflow-obs up failed:\n{result.stdout}\n{result.stderr}"
-        stack.up_output = result.stdout
         yield stack
     finally:
         stack.run("down", timeout=150)
         stack.kill_everything()
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def started_stack() -> Iterator[LocalStack]:
+    """A running stack on the embedded default (SQLite), shared by the tests of one module."""
+    with running_stack() as stack:
+        yield stack

@@ -1,0 +1,480 @@
+"""Tests of the local stack: settings, preflight, and the generated Alertmanager, Prometheus and supervisor configs."""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import glob
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography.fernet import Fernet
+from supervisor.datatypes import dict_of_key_value_pairs
+from supervisor.options import ServerOptions
+
+from local_stack.airflow_env import airflow_env
+from local_stack.alertmanager_config import (
+    ROUTING_FILE,
+    WEBHOOK_ENDPOINTS,
+    render_alertmanager_config,
+    write_alertmanager_config,
+)
+from local_stack.preflight import (
+    PreflightError,
+    check_ports,
+    check_writable,
+    missing_packages,
+    port_is_free,
+    system_packages,
+)
+from local_stack.programs import stack_programs
+from local_stack.prometheus_config import SCRAPE_JOBS, write_prometheus_config
+from local_stack.settings import LOOPBACK, PORTS, REPO_ROOT, SettingsError, StackSettings, load_settings
+from local_stack.supervisor_config import render_supervisor_config, write_supervisor_config
+
+AMTOOL = "/usr/bin/amtool"
+PROMTOOL = "/usr/bin/promtool"
+AIRFLOW_PROGRAMS = ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
+# Ports far from the defaults, so a test can tell a configured port from a default one. Nothing binds them.
+CUSTOM_PORTS = {spec.env_var: str(21000 + i) for i, spec in enumerate(PORTS)}
+
+
+def settings_for(home: Path, **env: str) -> StackSettings:
+    """Settings from an explicit environment only: nothing is read from the real one."""
+    return load_settings(env={"AIRFLOW_OBS_HOME": str(home), **env})
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@contextlib.contextmanager
+def distinct_free_ports(count: int) -> Iterator[list[int]]:
+    """`count` distinct loopback ports, held while choosing so none repeats, released for the test."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
+        for sock in socks:
+            sock.bind((LOOPBACK, 0))
+        ports = [sock.getsockname()[1] for sock in socks]
+    yield ports
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
+
+
+# --- settings ---------------------------------------------------------------------------------------------
+
+
+def test_defaults_are_the_loopback_ports_of_the_port_table(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path / "home")
+
+    assert dict(settings.ports) == {spec.component: spec.default for spec in PORTS}
+    assert settings.home == (tmp_path / "home").resolve()
+    assert settings.db == "sqlite"
+    for spec in PORTS:
+        assert settings.url(spec.component) == f"http://127.0.0.1:{spec.default}"
+
+
+def test_each_port_variable_moves_its_own_component(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, **CUSTOM_PORTS)
+
+    assert dict(settings.ports) == {spec.component: int(CUSTOM_PORTS[spec.env_var]) for spec in PORTS}
+
+
+@pytest.mark.parametrize(
+    ("env", "fragments"),
+    [
+        pytest.param({"AIRFLOW_OBS_EXPORTER_PORT": "abc"}, ["AIRFLOW_OBS_EXPORTER_PORT", "'abc'"], id="non-numeric"),
+        pytest.param({"AIRFLOW_OBS_EXPORTER_PORT": "-5"}, ["AIRFLOW_OBS_EXPORTER_PORT", "'-5'"], id="negative"),
+        pytest.param({"AIRFLOW_OBS_PROMETHEUS_PORT": "70000"}, ["AIRFLOW_OBS_PROMETHEUS_PORT", "'70000'"], id="big"),
+        pytest.param({"AIRFLOW_OBS_ALERTMANAGER_PORT": "0"}, ["AIRFLOW_OBS_ALERTMANAGER_PORT", "'0'"], id="zero"),
+        pytest.param(
+            {"AIRFLOW_OBS_PROMETHEUS_PORT": "19112"},
+            ["AIRFLOW_OBS_EXPORTER_PORT", "AIRFLOW_OBS_PROMETHEUS_PORT", "19112"],
+            id="same-port-as-a-default",
+        ),
+        pytest.param(
+            {"AIRFLOW_OBS_SLACK_CAPTURE_PORT": "20000", "AIRFLOW_OBS_SMTP_CAPTURE_PORT": "20000"},
+            ["AIRFLOW_OBS_SLACK_CAPTURE_PORT", "AIRFLOW_OBS_SMTP_CAPTURE_PORT", "20000"],
+            id="two-variables-same-port",
+        ),
+        pytest.param({"AIRFLOW_OBS_DB": "mysql"}, ["AIRFLOW_OBS_DB", "'mysql'"], id="db-kind"),
+        pytest.param(
+            {"AIRFLOW_OBS_SMTP_SMARTHOST": "smtp.example"},
+            ["AIRFLOW_OBS_SMTP_SMARTHOST", "'smtp.example'", "host:port"],
+            id="smarthost-without-port",
+        ),
+        pytest.param({"AIRFLOW_OBS_PARALLELISM": "0"}, ["AIRFLOW_OBS_PARALLELISM", "'0'"], id="parallelism"),
+        pytest.param(
+            {"AIRFLOW_OBS_PAGER_WEBHOOK_URL": "pager.example/hook"},
+            ["AIRFLOW_OBS_PAGER_WEBHOOK_URL", "http(s)"],
+            id="pager-url-without-scheme",
+        ),
+    ],
+)
+def test_a_bad_setting_raises_naming_the_variable_and_the_value(
+    tmp_path: Path, env: dict[str, str], fragments: list[str]
+) -> None:
+    with pytest.raises(SettingsError) as raised:
+        settings_for(tmp_path, **env)
+
+    for fragment in fragments:
+        assert fragment in str(raised.value)
+
+
+def test_a_slack_url_that_is_not_http_is_refused_without_echoing_the_secret(tmp_path: Path) -> None:
+    url = "ftp://hooks.example/SECRETTOKEN"
+
+    with pytest.raises(SettingsError) as raised:
+        settings_for(tmp_path, AIRFLOW_OBS_SLACK_WEBHOOK_URL=url)
+
+    message = str(raised.value)
+    assert "AIRFLOW_OBS_SLACK_WEBHOOK_URL" in message
+    assert "ftp://" in message
+    assert url not in message
+    assert "SECRETTOKEN" not in message
+
+
+# --- preflight --------------------------------------------------------------------------------------------
+
+
+def test_a_taken_port_stops_preflight_naming_the_variable_that_moves_it(tmp_path: Path) -> None:
+    with distinct_free_ports(len(PORTS)) as ports:
+        env = {spec.env_var: str(port) for spec, port in zip(PORTS, ports, strict=True)}
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind((LOOPBACK, 0))
+        listener.listen()
+        taken = listener.getsockname()[1]
+        settings = settings_for(tmp_path, **{**env, "AIRFLOW_OBS_EXPORTER_PORT": str(taken)})
+
+        assert not port_is_free(taken)
+        with pytest.raises(PreflightError) as raised:
+            check_ports(settings)
+
+    message = str(raised.value)
+    assert f"port {taken} " in message
+    assert "set AIRFLOW_OBS_EXPORTER_PORT to a free port" in message
+    # Only the taken port is reported.
+    assert [spec.env_var for spec in PORTS if spec.env_var in message] == ["AIRFLOW_OBS_EXPORTER_PORT"]
+
+
+def test_free_ports_pass_preflight(tmp_path: Path) -> None:
+    with distinct_free_ports(len(PORTS)) as ports:
+        env = {spec.env_var: str(port) for spec, port in zip(PORTS, ports, strict=True)}
+    settings = settings_for(tmp_path, AIRFLOW_OBS_DB="postgres", **env)
+
+    check_ports(settings)  # raises if any is taken
+
+
+def test_the_postgres_port_is_only_checked_when_postgres_is_the_database(tmp_path: Path) -> None:
+    with distinct_free_ports(len(PORTS)) as ports:
+        env = {spec.env_var: str(port) for spec, port in zip(PORTS, ports, strict=True)}
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind((LOOPBACK, 0))
+        listener.listen()
+        env["AIRFLOW_OBS_POSTGRES_PORT"] = str(listener.getsockname()[1])
+
+        check_ports(settings_for(tmp_path, **env))
+        with pytest.raises(PreflightError, match="AIRFLOW_OBS_POSTGRES_PORT"):
+            check_ports(settings_for(tmp_path, AIRFLOW_OBS_DB="postgres", **env))
+
+
+def test_an_unwritable_home_stops_preflight_naming_the_variable_that_moves_it(tmp_path: Path) -> None:
+    regular_file = tmp_path / "a-file"
+    regular_file.write_text("not a folder")
+    home = regular_file / "home"  # root cannot create this either: its parent is a file
+
+    with pytest.raises(PreflightError) as raised:
+        check_writable(home)
+
+    assert "AIRFLOW_OBS_HOME" in str(raised.value)
+    assert str(home) in str(raised.value)
+
+
+def test_a_writable_home_passes_and_is_left_clean(tmp_path: Path) -> None:
+    home = tmp_path / "new" / "home"
+
+    check_writable(home)
+
+    assert home.is_dir()
+    assert list(home.iterdir()) == []
+
+
+def test_a_package_whose_proof_file_is_missing_is_reported() -> None:
+    assert missing_packages({"x": "/nonexistent/bin"}) == ["x"]
+    assert missing_packages({"python": sys.executable, "x": "/nonexistent/bin"}) == ["x"]
+    assert missing_packages({"python": sys.executable}) == []
+
+
+def test_the_system_package_list_includes_prometheus_and_its_binary() -> None:
+    packages = system_packages()
+
+    assert packages["prometheus"] == "/usr/bin/prometheus"
+    assert packages["prometheus-alertmanager"] == "/usr/bin/prometheus-alertmanager"
+    assert all(not name.startswith("#") for name in packages)
+
+
+# --- Alertmanager -----------------------------------------------------------------------------------------
+
+
+def test_the_rendered_alertmanager_config_passes_amtool(tmp_path: Path) -> None:
+    path = write_alertmanager_config(settings_for(tmp_path))
+
+    result = run(AMTOOL, "check-config", str(path))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "4 receivers" in result.stdout
+
+
+def test_with_default_endpoints_alertmanager_delivers_to_the_local_captures(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, **CUSTOM_PORTS)
+    ports = settings.ports
+
+    config = yaml.safe_load(write_alertmanager_config(settings).read_text())
+
+    slack_file = settings.secrets_dir / "slack_webhook_url"
+    assert config["global"]["slack_api_url_file"] == str(slack_file)
+    assert slack_file.read_text().strip() == f"http://127.0.0.1:{ports['slack_capture']}/services/LOCAL/CAPTURE"
+    assert mode(slack_file) == 0o600
+    assert config["global"]["smtp_smarthost"] == f"127.0.0.1:{ports['smtp_capture']}"
+    assert config["global"]["smtp_require_tls"] is False
+    receivers = {receiver["name"]: receiver for receiver in config["receivers"]}
+    webhook = f"http://127.0.0.1:{ports['webhook_capture']}"
+    assert [hook["url"] for hook in receivers["oncall-critical"]["webhook_configs"]] == [f"{webhook}/pager"]
+    assert [hook["url"] for hook in receivers["heartbeat"]["webhook_configs"]] == [f"{webhook}/heartbeat"]
+    emails = [email for receiver in config["receivers"] for email in receiver.get("email_configs", [])]
+    assert emails and {email["to"] for email in emails} == {"oncall@localhost"}
+    assert all(Path(template).is_absolute() for template in config["templates"])
+
+
+def test_configured_endpoints_replace_the_captures_and_the_slack_url_stays_out_of_the_config(tmp_path: Path) -> None:
+    slack = "https://hooks.slack.example/services/T000/B000/SECRETTOKEN"
+    settings = settings_for(
+        tmp_path,
+        AIRFLOW_OBS_SLACK_WEBHOOK_URL=slack,
+        AIRFLOW_OBS_PAGER_WEBHOOK_URL="https://pager.example/v2/enqueue",
+        AIRFLOW_OBS_SMTP_SMARTHOST="smtp.example:587",
+        AIRFLOW_OBS_SMTP_TO="team@example.org",
+    )
+
+    path = write_alertmanager_config(settings)
+    text = path.read_text()
+    config = yaml.safe_load(text)
+
+    assert slack not in text
+    assert "SECRETTOKEN" not in text
+    assert (settings.secrets_dir / "slack_webhook_url").read_text().strip() == slack
+    assert config["global"]["smtp_smarthost"] == "smtp.example:587"
+    receivers = {receiver["name"]: receiver for receiver in config["receivers"]}
+    assert [hook["url"] for hook in receivers["oncall-critical"]["webhook_configs"]] == [
+        "https://pager.example/v2/enqueue"
+    ]
+    # The heartbeat has no endpoint of its own configured: it stays on the capture.
+    assert receivers["heartbeat"]["webhook_configs"][0]["url"].endswith(
+        f":{settings.ports['webhook_capture']}/heartbeat"
+    )
+    assert receivers["email-digest"]["email_configs"][0]["to"] == "team@example.org"
+    assert run(AMTOOL, "check-config", str(path)).returncode == 0
+
+
+def test_a_receiver_with_webhooks_but_no_endpoint_mapping_is_refused(tmp_path: Path) -> None:
+    routing = yaml.safe_load(ROUTING_FILE.read_text())
+    routing["receivers"].append({"name": "ops-webhook", "webhook_configs": [{"url": "http://ops.invalid/"}]})
+    routing_file = tmp_path / "alertmanager.yml"
+    routing_file.write_text(yaml.safe_dump(routing))
+    assert "ops-webhook" not in WEBHOOK_ENDPOINTS
+
+    with pytest.raises(ValueError, match="'ops-webhook'"):
+        render_alertmanager_config(settings_for(tmp_path / "home"), routing_file=routing_file)
+
+
+# --- Prometheus -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def prometheus_yml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[StackSettings, Path]:
+    monkeypatch.delenv("AIRFLOW_OBS_SCRAPE_INTERVAL", raising=False)
+    settings = settings_for(tmp_path, **CUSTOM_PORTS)
+    return settings, write_prometheus_config(settings)
+
+
+def test_the_rendered_prometheus_config_passes_promtool(prometheus_yml: tuple[StackSettings, Path]) -> None:
+    _, path = prometheus_yml
+
+    result = run(PROMTOOL, "check", "config", "--syntax-only", str(path))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_prometheus_scrapes_every_job_on_its_component_port(prometheus_yml: tuple[StackSettings, Path]) -> None:
+    settings, path = prometheus_yml
+    config = yaml.safe_load(path.read_text())
+
+    targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
+
+    assert targets == {job: [f"127.0.0.1:{settings.ports[component]}"] for job, component in SCRAPE_JOBS.items()}
+    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
+        f"127.0.0.1:{settings.ports['alertmanager']}"
+    ]
+
+
+def test_prometheus_loads_the_repository_alert_rules(prometheus_yml: tuple[StackSettings, Path]) -> None:
+    _, path = prometheus_yml
+    config = yaml.safe_load(path.read_text())
+
+    matched = sorted(path for pattern in config["rule_files"] for path in glob.glob(pattern))
+
+    expected = sorted(str(path) for path in (REPO_ROOT / "alert_rules").glob("*.rules.yml"))
+    assert expected
+    assert matched == expected
+
+
+# --- supervisor -------------------------------------------------------------------------------------------
+
+
+def parse_supervisor(text: str) -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser()
+    parser.read_string(text)
+    return parser
+
+
+def program_env(parser: configparser.RawConfigParser, program: str) -> dict[str, str]:
+    """The environment of a program as supervisor reads it (after its %-expansion)."""
+    return dict_of_key_value_pairs(parser[f"program:{program}"]["environment"].replace("%%", "%"))
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_supervisor_has_one_program_per_stack_program_none_autostarted_and_stopped_as_a_group(
+    tmp_path: Path, db: str
+) -> None:
+    settings = settings_for(tmp_path, AIRFLOW_OBS_DB=db)
+
+    parser = parse_supervisor(render_supervisor_config(settings))
+
+    programs = [section.removeprefix("program:") for section in parser.sections() if section.startswith("program:")]
+    assert sorted(programs) == sorted(program.name for program in stack_programs(settings))
+    assert ("postgres" in programs) == (db == "postgres")
+    for name in programs:
+        section = parser[f"program:{name}"]
+        assert section["autostart"] == "false", name
+        assert section["stopasgroup"] == "true", name
+        assert section["killasgroup"] == "true", name
+
+
+def test_with_postgres_the_airflow_programs_use_the_private_postgres_port(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, AIRFLOW_OBS_DB="postgres", AIRFLOW_OBS_POSTGRES_PORT="25432")
+
+    parser = parse_supervisor(render_supervisor_config(settings))
+
+    assert "-p 25432" in parser["program:postgres"]["command"]
+    for name in (*AIRFLOW_PROGRAMS, "exporter"):
+        conn = program_env(parser, name)["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        assert conn.startswith("postgresql+psycopg2://airflow:"), name
+        assert conn.endswith("@127.0.0.1:25432/airflow"), name
+
+
+def test_the_supervisor_config_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = write_supervisor_config(settings_for(tmp_path))
+
+    assert mode(path) == 0o600
+    assert "AIRFLOW__CORE__FERNET_KEY" in path.read_text()
+
+
+def test_a_percent_sign_in_the_home_path_is_escaped_in_the_environment(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path / "a%b")
+
+    parser = parse_supervisor(render_supervisor_config(settings))
+
+    environment = parser["program:airflow-scheduler"]["environment"]
+    home = str(settings.airflow_home)
+    assert f'AIRFLOW_HOME="{home.replace("%", "%%")}"' in environment
+    assert f'AIRFLOW_HOME="{home}"' not in environment
+
+
+@pytest.mark.parametrize("folder", ["stack", "a%b", 'a"b'])
+def test_supervisord_itself_loads_the_config_and_sees_the_stack_home(tmp_path: Path, folder: str) -> None:
+    settings = settings_for(tmp_path / folder)
+    settings.logs_dir.mkdir(parents=True)
+    path = write_supervisor_config(settings)
+    options = ServerOptions()
+
+    try:
+        options.realize(args=["-c", str(path)])
+    except SystemExit as exc:  # supervisord prints its parse error and exits
+        pytest.fail(f"supervisord refuses the config for home {settings.home}: exit {exc.code}")
+
+    configs = {config.name: config for group in options.process_group_configs for config in group.process_configs}
+    assert sorted(configs) == sorted(program.name for program in stack_programs(settings))
+    scheduler = configs["airflow-scheduler"]
+    assert scheduler.environment["AIRFLOW_HOME"] == str(settings.airflow_home)
+    assert scheduler.directory == str(settings.home)
+    assert scheduler.stdout_logfile == str(settings.logs_dir / "airflow-scheduler.log")
+
+
+# --- Airflow environment ----------------------------------------------------------------------------------
+
+
+def test_the_api_base_url_carries_the_api_port(tmp_path: Path) -> None:
+    env = airflow_env(settings_for(tmp_path, AIRFLOW_OBS_AIRFLOW_PORT="28080"))
+
+    assert env["AIRFLOW__API__PORT"] == "28080"
+    assert env["AIRFLOW__API__HOST"] == "127.0.0.1"
+    assert env["AIRFLOW__API__BASE_URL"] == "http://127.0.0.1:28080"
+    assert env["AIRFLOW_OBS_AIRFLOW_URL"] == env["AIRFLOW__API__BASE_URL"]
+
+
+def test_airflow_keeps_auth_on_with_an_admin_and_a_read_only_oncall_user(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+
+    env = airflow_env(settings)
+
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] == "False"
+    users = set(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(","))
+    assert users == {"admin:admin", "oncall:viewer"}
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] == str(
+        settings.secrets_dir / "airflow_passwords.json"
+    )
+
+
+def test_airflow_log_server_ports_come_from_the_settings(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, **CUSTOM_PORTS)
+
+    env = airflow_env(settings)
+
+    assert env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] == str(settings.ports["worker_log_server"])
+    assert env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] == str(settings.ports["trigger_log_server"])
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{settings.airflow_home / 'airflow.db'}"
+
+
+def test_airflow_secrets_are_stable_across_calls_and_readable_by_the_owner_only(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    keys = ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY")
+
+    first = airflow_env(settings)
+    second = airflow_env(settings_for(tmp_path))
+
+    for key in keys:
+        assert first[key], key
+        assert first[key] == second[key], key
+    assert len({first[key] for key in keys}) == len(keys)
+    Fernet(first["AIRFLOW__CORE__FERNET_KEY"].encode())  # raises if it is not a valid Fernet key
+    for name in ("jwt_secret", "api_secret_key", "fernet_key"):
+        assert mode(settings.secrets_dir / name) == 0o600, name
+    assert airflow_env(settings_for(tmp_path / "other"))["AIRFLOW__API_AUTH__JWT_SECRET"] != first[keys[0]]
+
+
+def test_the_postgres_password_is_stable_and_stored_owner_only(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, AIRFLOW_OBS_DB="postgres")
+
+    first = airflow_env(settings)["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    second = airflow_env(settings)["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+    assert first == second
+    assert mode(settings.secrets_dir / "postgres_airflow_password") == 0o600

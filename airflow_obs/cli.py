@@ -10,12 +10,15 @@ from local_stack.settings import LOOPBACK, PORTS, SettingsError, load_settings
 
 def _cmd_up(args: argparse.Namespace) -> int:
     from local_stack.preflight import PreflightError
+    from local_stack.secrets import redact
     from local_stack.stack import StackError, up
 
+    settings = load_settings()
     try:
-        up(load_settings())
-    except (SettingsError, PreflightError, StackError) as exc:
-        print(f"make up failed: {exc}", file=sys.stderr)
+        up(settings)
+    except (PreflightError, StackError, RuntimeError) as exc:
+        # Messages may quote a tool's output (supervisord echoes its config lines): no secret may pass.
+        print(f"make up failed: {redact(str(exc), settings)}", file=sys.stderr)
         return 1
     return 0
 
@@ -96,5 +99,5 @@ def main(argv: list[str] | None = None) -> None:
         code = HANDLERS[args.command](args)
     except SettingsError as exc:
         print(f"airflow-obs {args.command}: {exc}", file=sys.stderr)
-        code = 2
+        code = 1
     sys.exit(code)

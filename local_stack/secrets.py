@@ -19,6 +19,7 @@ AIRFLOW_USERS = {"admin": "admin", "oncall": "viewer"}
 def write_private(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # the mode given to open() only applies when the file is new
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
 
@@ -60,3 +61,16 @@ def airflow_internal_secrets(settings: StackSettings) -> dict[str, str]:
 
 def postgres_password(settings: StackSettings) -> str:
     return ensure_secret(settings.secrets_dir / "postgres_airflow_password", lambda: secrets.token_urlsafe(18))
+
+
+def redact(text: str, settings: StackSettings) -> str:
+    """`text` with every secret of the stack replaced, for error messages that quote a tool's output."""
+    values: set[str] = set()
+    if settings.secrets_dir.is_dir():
+        for path in settings.secrets_dir.iterdir():
+            content = path.read_text().strip()
+            values.update(json.loads(content).values() if path.suffix == ".json" else [content])
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) >= 6:  # never blank out short common substrings
+            text = text.replace(value, "[redacted]")
+    return text

@@ -111,7 +111,7 @@ def _port(env: Mapping[str, str], spec: PortSpec) -> int:
     raw = env.get(spec.env_var, "").strip()
     if not raw:
         return spec.default
-    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 65535:
         raise SettingsError(f"{spec.env_var}={raw!r} is not a port: expected an integer from 1 to 65535")
     return int(raw)
 
@@ -120,7 +120,7 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or int(raw) < 1:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         raise SettingsError(f"{name}={raw!r} is not valid: expected a positive integer")
     return int(raw)
 
@@ -141,6 +141,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> StackSettings:
         used[port] = spec.env_var
 
     home = Path(env.get("AIRFLOW_OBS_HOME", "") or REPO_ROOT / ".stack").expanduser().resolve()
+    if any(char in str(home) for char in '%"\n\r'):
+        # supervisord expands % in its values (some twice) and cannot quote '"' in an environment line.
+        raise SettingsError(
+            f"AIRFLOW_OBS_HOME={str(home)!r} is not usable: expected a path without '%', '\"' or newlines"
+        )
     endpoints = AlertEndpoints(
         slack_webhook_url=env.get("AIRFLOW_OBS_SLACK_WEBHOOK_URL", ""),
         smtp_smarthost=env.get("AIRFLOW_OBS_SMTP_SMARTHOST", ""),

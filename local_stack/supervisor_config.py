@@ -5,19 +5,21 @@ from __future__ import annotations
 import configparser
 import io
 import os
+import shlex
 from pathlib import Path
 
 from local_stack.airflow_env import airflow_env
 from local_stack.programs import VENV_BIN, Program, stack_programs
+from local_stack.secrets import write_private
 from local_stack.settings import StackSettings
 
 
 def _env_value(env: dict[str, str]) -> str:
-    # supervisor expands %(name)s in values and splits on commas outside quotes.
-    def quote(value: str) -> str:
-        return '"' + value.replace("%", "%%").replace('"', '\\"') + '"'
-
-    return ",".join(f"{key}={quote(value)}" for key, value in sorted(env.items()))
+    # supervisor splits on commas outside double quotes, and has no escape for a quote inside them.
+    for key, value in env.items():
+        if '"' in value:
+            raise ValueError(f"{key} contains a double quote, which supervisord cannot pass on: {key}=...")
+    return ",".join(f'{key}="{value}"' for key, value in sorted(env.items()))
 
 
 def _program_section(settings: StackSettings, program: Program, airflow: dict[str, str]) -> dict[str, str]:
@@ -49,8 +51,8 @@ def _program_section(settings: StackSettings, program: Program, airflow: dict[st
 
 
 def _shell_quote(part: str) -> str:
-    # supervisor splits the command with shlex; an empty argument (--cluster.listen-address=) is kept as is.
-    return part if part and all(c not in part for c in " \"'%") else '"' + part.replace("%", "%%") + '"'
+    # supervisor splits the command with shlex.
+    return shlex.quote(part) if part else part
 
 
 def render_supervisor_config(settings: StackSettings) -> str:
@@ -80,7 +82,5 @@ def write_supervisor_config(settings: StackSettings) -> Path:
     path = settings.supervisor_conf
     path.parent.mkdir(parents=True, exist_ok=True)
     # The environment lines carry Airflow's keys and the DB password: owner-only.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(render_supervisor_config(settings))
+    write_private(path, render_supervisor_config(settings))
     return path

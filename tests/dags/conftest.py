@@ -1,0 +1,57 @@
+"""DAG tests: a real metadata DB (SQLite, migrated once per session) and the suite's DagBag."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Iterator[None]:
+    """Migrate the session's private metadata DB (tests/conftest.py points Airflow at it)."""
+    from airflow.utils import db
+
+    db.resetdb()
+    yield
+
+
+@pytest.fixture(scope="session")
+def dagbag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(REPO_ROOT / "dags"))
+
+
+@pytest.fixture
+def warehouse_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh SQLite warehouse for one test, behind the `warehouse` connection id."""
+    path = tmp_path / "warehouse.db"
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh data folder (landing files, model registry, reports) for one test."""
+    path = tmp_path / "data"
+    monkeypatch.setenv("AIRFLOW_OBS_DATA_DIR", str(path))
+    return path
+
+
+def run_dag(dagbag, dag_id: str, logical_date=None, **conf):
+    """Run one DAG end to end with dag.test() against the real metadata DB; return the DagRun."""
+    dag = dagbag.get_dag(dag_id)
+    assert dag is not None, f"{dag_id} not in the DagBag; import errors: {dagbag.import_errors}"
+    return dag.test(logical_date=logical_date, run_conf=conf or None)
+
+
+def task_states(dag_run) -> dict[str, str]:
+    return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+
+
+__all__ = ["run_dag", "task_states", "os"]

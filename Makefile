@@ -4,7 +4,7 @@ VENV_BIN := .venv/bin
 PYTEST := $(VENV_BIN)/pytest
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap up down status test test-unit test-integration lint
+.PHONY: help bootstrap up down status test test-unit test-dags test-integration lint
 
 help:
 	@echo "make up      start Airflow, the exporter, Prometheus, Alertmanager and the alert captures on loopback"
@@ -31,8 +31,12 @@ lint: bootstrap
 test-unit: bootstrap
 	$(PYTEST) tests/unit
 
+# Each DAG runs end to end with dag.test() against a real (SQLite) metadata DB.
+test-dags: bootstrap
+	$(PYTEST) tests/dags
+
 test-integration: bootstrap
 	$(PYTEST) tests/integration
 
 # Fast first: a lint or unit failure stops before the slow integration tests start.
-test: lint test-unit test-integration
+test: lint test-unit test-dags test-integration

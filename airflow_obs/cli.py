@@ -63,6 +63,13 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_source_api(args: argparse.Namespace) -> int:
+    from dag_suite.source_api.server import serve_source_api
+
+    serve_source_api(args.host, args.port or load_settings().ports["source_api"])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="airflow-obs", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -80,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     capture.add_argument("--host", default=LOOPBACK)
     capture.add_argument("--port", type=int, required=True)
     capture.add_argument("--out", required=True, help="JSONL file that records every request")
+
+    source_api = commands.add_parser("source-api", help="serve the orders source service the ETL DAG extracts from")
+    source_api.add_argument("--host", default=LOOPBACK)
+    source_api.add_argument("--port", type=int, default=0, help="default: AIRFLOW_OBS_SOURCE_API_PORT")
     return parser
 
 
@@ -90,6 +101,7 @@ HANDLERS = {
     "ports": _cmd_ports,
     "exporter": _cmd_exporter,
     "capture": _cmd_capture,
+    "source-api": _cmd_source_api,
 }
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from urllib.parse import quote
 
+from dag_suite import connections
+
 from local_stack.secrets import (
     AIRFLOW_USERS,
     airflow_internal_secrets,
     airflow_passwords_file,
+    ensure_airflow_passwords,
     postgres_password,
 )
 from local_stack.settings import LOOPBACK, REPO_ROOT, StackSettings
@@ -22,6 +25,29 @@ def metadata_db_url(settings: StackSettings) -> str:
     return f"sqlite:///{settings.airflow_home / 'airflow.db'}"
 
 
+def warehouse_url(settings: StackSettings) -> str:
+    """The DAG suite's warehouse: a `warehouse` database beside Airflow's on PostgreSQL, else a SQLite file."""
+    if settings.db == "postgres":
+        password = quote(postgres_password(settings), safe="")
+        return f"postgresql://airflow:{password}@{LOOPBACK}:{settings.ports['postgres']}/warehouse"
+    return f"sqlite:///{settings.data_dir / 'warehouse.db'}"
+
+
+def connection_env(settings: StackSettings) -> dict[str, str]:
+    """The suite's connections as AIRFLOW_CONN_* variables, pointing at the stack's loopback services."""
+    # The status report reads the REST API with the read-only on-call account, never the admin one.
+    oncall = quote(ensure_airflow_passwords(settings)["oncall"], safe="")
+    urls = {
+        connections.WAREHOUSE: warehouse_url(settings),
+        connections.SOURCE_API: settings.url("source_api"),
+        connections.AIRFLOW_API: f"http://oncall:{oncall}@{LOOPBACK}:{settings.ports['airflow']}",
+        connections.PROMETHEUS: settings.url("prometheus"),
+        connections.ALERTMANAGER: settings.url("alertmanager"),
+        connections.EXPORTER: settings.url("exporter"),
+    }
+    return {f"AIRFLOW_CONN_{conn_id.upper()}": url for conn_id, url in urls.items()}
+
+
 def airflow_env(settings: StackSettings) -> dict[str, str]:
     """Airflow settings as AIRFLOW__SECTION__KEY variables, so no airflow.cfg needs editing."""
     api_url = settings.url("airflow")
@@ -30,6 +56,8 @@ def airflow_env(settings: StackSettings) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # The suite is there to be observed running: its DAGs start unpaused.
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         # The default of 32 forks 32 idle workers; 2 cores need far fewer.
         "AIRFLOW__CORE__PARALLELISM": str(settings.parallelism),
@@ -47,7 +75,9 @@ def airflow_env(settings: StackSettings) -> dict[str, str]:
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         # Where the toolkit's own links (alerts, notifications) point; one value for every component.
         "AIRFLOW_OBS_AIRFLOW_URL": api_url,
+        "AIRFLOW_OBS_DATA_DIR": str(settings.data_dir),
     }
+    env.update(connection_env(settings))
     env.update(airflow_internal_secrets(settings))
     return env
 

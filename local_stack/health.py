@@ -96,7 +96,7 @@ def node_exporter_health(settings: StackSettings) -> Health:
     return Health(status == 200, f"/metrics HTTP {status}")
 
 
-def http_capture_health(component: str) -> Callable[[StackSettings], Health]:
+def http_healthz(component: str) -> Callable[[StackSettings], Health]:
     def check(settings: StackSettings) -> Health:
         status, _ = _get(settings.url(component) + "/healthz")
         return Health(status == 200, f"/healthz HTTP {status}")
@@ -131,9 +131,10 @@ CHECKS: dict[str, Callable[[StackSettings], Health]] = {
     "prometheus": prometheus_health,
     "alertmanager": alertmanager_health,
     "node-exporter": node_exporter_health,
-    "slack-capture": http_capture_health("slack_capture"),
-    "webhook-capture": http_capture_health("webhook_capture"),
+    "slack-capture": http_healthz("slack_capture"),
+    "webhook-capture": http_healthz("webhook_capture"),
     "smtp-capture": smtp_capture_health,
+    "source-api": http_healthz("source_api"),
 }
 
 

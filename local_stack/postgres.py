@@ -73,7 +73,7 @@ def superuser_connection(settings: StackSettings):
 
 
 def ensure_airflow_database(settings: StackSettings) -> None:
-    """Create the `airflow` role and database if missing, and keep the role's password in sync."""
+    """Create the `airflow` role and its databases if missing, and keep the role's password in sync."""
     password = postgres_password(settings)
     connection = superuser_connection(settings)
     connection.autocommit = True
@@ -82,8 +82,10 @@ def ensure_airflow_database(settings: StackSettings) -> None:
             cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = 'airflow'")
             verb = "ALTER" if cursor.fetchone() else "CREATE"
             cursor.execute(sql.SQL(verb + " ROLE airflow LOGIN PASSWORD {}").format(sql.Literal(password)))
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = 'airflow'")
-            if not cursor.fetchone():
-                cursor.execute("CREATE DATABASE airflow OWNER airflow")
+            # Airflow's metadata DB, and the DAG suite's warehouse beside it.
+            for database in ("airflow", "warehouse"):
+                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+                if not cursor.fetchone():
+                    cursor.execute(sql.SQL("CREATE DATABASE {} OWNER airflow").format(sql.Identifier(database)))
     finally:
         connection.close()

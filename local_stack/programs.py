@@ -91,6 +91,13 @@ def stack_programs(settings: StackSettings) -> list[Program]:
             ["/usr/bin/prometheus-node-exporter", f"--web.listen-address={LOOPBACK}:{port['node_exporter']}"],
         ),
     ]
+    programs.append(
+        Program(
+            "source-api",
+            [obs, "source-api", "--host", LOOPBACK, "--port", str(port["source_api"])],
+            extra_env={"PYTHONUNBUFFERED": "1"},
+        )
+    )
     for kind in ("slack", "webhook", "smtp"):
         programs.append(
             Program(

@@ -35,6 +35,7 @@ PORTS: tuple[PortSpec, ...] = (
     PortSpec("slack_capture", "AIRFLOW_OBS_SLACK_CAPTURE_PORT", 19201, "Slack incoming-webhook capture"),
     PortSpec("webhook_capture", "AIRFLOW_OBS_WEBHOOK_CAPTURE_PORT", 19202, "generic/pager webhook capture"),
     PortSpec("smtp_capture", "AIRFLOW_OBS_SMTP_CAPTURE_PORT", 19025, "SMTP capture (mail relay)"),
+    PortSpec("source_api", "AIRFLOW_OBS_SOURCE_API_PORT", 19300, "orders source service the ETL extracts from"),
     PortSpec("worker_log_server", "AIRFLOW_OBS_WORKER_LOG_PORT", 18793, "Airflow worker log server"),
     PortSpec("trigger_log_server", "AIRFLOW_OBS_TRIGGER_LOG_PORT", 18794, "Airflow triggerer log server"),
     PortSpec("postgres", "AIRFLOW_OBS_POSTGRES_PORT", 15432, "private PostgreSQL (AIRFLOW_OBS_DB=postgres)"),
@@ -79,6 +80,11 @@ class StackSettings:
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def data_dir(self) -> Path:
+        """The DAG suite's files: landing data, SQLite warehouse, model registry, reports, backups."""
+        return self.home / "data"
 
     @property
     def generated_dir(self) -> Path:

@@ -53,7 +53,13 @@ def _failure_hint(settings: StackSettings, program: str) -> str:
 
 
 def _prepare(settings: StackSettings) -> None:
-    for folder in (settings.airflow_home, settings.captures_dir, settings.logs_dir, settings.generated_dir):
+    for folder in (
+        settings.airflow_home,
+        settings.captures_dir,
+        settings.logs_dir,
+        settings.generated_dir,
+        settings.data_dir,
+    ):
         folder.mkdir(parents=True, exist_ok=True)
     settings.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     ensure_airflow_passwords(settings)

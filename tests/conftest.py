@@ -14,16 +14,18 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Airflow reads its configuration when first imported: point it at a private home before any test
 # imports it, so no test touches ~/airflow or the dev stack's .stack/. Subprocess-based tests strip these.
 _TEST_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-obs-tests-"))
-os.environ.update({
-    "AIRFLOW_HOME": str(_TEST_AIRFLOW_HOME),
-    "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
-    "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_TEST_AIRFLOW_HOME / 'airflow.db'}",
-    "AIRFLOW_OBS_DATA_DIR": str(_TEST_AIRFLOW_HOME / "data"),
-    "AIRFLOW_CONN_WAREHOUSE": f"sqlite:///{_TEST_AIRFLOW_HOME / 'warehouse.db'}",
-})
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_TEST_AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_TEST_AIRFLOW_HOME / 'airflow.db'}",
+        "AIRFLOW_OBS_DATA_DIR": str(_TEST_AIRFLOW_HOME / "data"),
+        "AIRFLOW_CONN_WAREHOUSE": f"sqlite:///{_TEST_AIRFLOW_HOME / 'warehouse.db'}",
+    }
+)
 
 
 def free_port() -> int:

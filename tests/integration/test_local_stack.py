@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import smtplib
+import sqlite3
 import time
 import uuid
 from email.message import EmailMessage
+from urllib.parse import quote
 
 import pytest
 
@@ -13,6 +15,7 @@ from local_stack.captures.recorder import read_records
 from local_stack.health import AIRFLOW_COMPONENTS, expected_rule_groups
 from local_stack.programs import stack_programs
 from local_stack.secrets import ensure_airflow_passwords
+from tests.conftest import REPO_ROOT
 from tests.integration.conftest import LocalStack, alive, http_json, processes_of, wait_for
 
 pytestmark = pytest.mark.integration
@@ -148,6 +151,44 @@ def test_status_reports_every_component_ok(started_stack: LocalStack) -> None:
     lines = result.stdout.splitlines()
     for program in stack_programs(started_stack.settings):
         assert any(line.startswith("ok") and f" {program.name} " in line for line in lines), program.name
+
+
+SUITE_DAGS_RUN_BY_THE_SCHEDULER = ("etl_orders", "monitoring_stack_health")
+
+
+def test_the_scheduler_schedules_the_suite_and_runs_its_dags(started_stack: LocalStack) -> None:
+    api = started_stack.url("airflow") + "/api/v2"
+    admin = {"Authorization": f"Bearer {airflow_token(started_stack, 'admin')}"}
+    expected = {path.stem for path in (REPO_ROOT / "dags").glob("*.py")}
+
+    def parsed_dags():
+        status, body = http_json(api + "/dags?limit=100", headers=admin)
+        dags = {d["dag_id"]: d for d in body["dags"]} if status == 200 else {}
+        return dags if expected <= set(dags) else None
+
+    dags = wait_for(parsed_dags, 180, f"the dag-processor to parse {sorted(expected)}")
+    for dag_id in expected:
+        assert dags[dag_id]["is_paused"] is False, dag_id
+        assert dags[dag_id]["next_dagrun_run_after"], f"{dag_id} has no next scheduled run"
+
+    runs = {}
+    for dag_id in SUITE_DAGS_RUN_BY_THE_SCHEDULER:
+        status, run = http_json(f"{api}/dags/{dag_id}/dagRuns", {"logical_date": "2026-11-20T00:00:00Z"}, headers=admin)
+        assert status == 200, run
+        runs[dag_id] = run["dag_run_id"]
+
+    def finished():
+        states = {
+            dag_id: http_json(f"{api}/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}", headers=admin)[1]["state"]
+            for dag_id, run_id in runs.items()
+        }
+        return states if all(state in ("success", "failed") for state in states.values()) else None
+
+    states = wait_for(finished, 300, "the scheduler to run the triggered DAGs", interval=2)
+    assert states == dict.fromkeys(SUITE_DAGS_RUN_BY_THE_SCHEDULER, "success")
+    with sqlite3.connect(started_stack.settings.data_dir / "warehouse.db") as warehouse:
+        assert warehouse.execute("SELECT count(*) FROM orders").fetchone()[0] > 0
+        assert warehouse.execute("SELECT count(*) FROM stack_health WHERE healthy = 0").fetchone()[0] == 0
 
 
 def test_make_up_twice_is_safe_and_keeps_processes_and_data(started_stack: LocalStack) -> None:

@@ -6,6 +6,7 @@ import os
 from urllib.parse import quote
 
 from dag_suite import connections
+from dag_suite.warehouse import sqlite_conn_uri
 
 from local_stack.secrets import (
     AIRFLOW_USERS,
@@ -30,7 +31,7 @@ def warehouse_url(settings: StackSettings) -> str:
     if settings.db == "postgres":
         password = quote(postgres_password(settings), safe="")
         return f"postgresql://airflow:{password}@{LOOPBACK}:{settings.ports['postgres']}/warehouse"
-    return f"sqlite:///{settings.data_dir / 'warehouse.db'}"
+    return sqlite_conn_uri(settings.data_dir / "warehouse.db")
 
 
 def connection_env(settings: StackSettings) -> dict[str, str]:

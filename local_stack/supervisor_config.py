@@ -19,7 +19,8 @@ def _env_value(env: dict[str, str]) -> str:
     for key, value in env.items():
         if '"' in value:
             raise ValueError(f"{key} contains a double quote, which supervisord cannot pass on: {key}=...")
-    return ",".join(f'{key}="{value}"' for key, value in sorted(env.items()))
+    # It also expands %(name)s once in this line: percent-encoded URLs need their % doubled.
+    return ",".join(f'{key}="{value.replace("%", "%%")}"' for key, value in sorted(env.items()))
 
 
 def _program_section(settings: StackSettings, program: Program, airflow: dict[str, str]) -> dict[str, str]:

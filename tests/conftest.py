@@ -6,6 +6,7 @@ import os
 import socket
 import tempfile
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -23,7 +24,7 @@ os.environ.update(
         "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_TEST_AIRFLOW_HOME / 'airflow.db'}",
         "AIRFLOW_OBS_DATA_DIR": str(_TEST_AIRFLOW_HOME / "data"),
-        "AIRFLOW_CONN_WAREHOUSE": f"sqlite:///{_TEST_AIRFLOW_HOME / 'warehouse.db'}",
+        "AIRFLOW_CONN_WAREHOUSE": "sqlite://" + quote(str(_TEST_AIRFLOW_HOME / "warehouse.db"), safe=""),
     }
 )
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from airflow.providers.common.sql.hooks.sql import DbApiHook
 from airflow.sdk import BaseHook
@@ -16,10 +19,18 @@ class WarehouseNotConfigured(RuntimeError):
     """The warehouse connection is missing or of a kind the suite cannot use."""
 
 
+def sqlite_conn_uri(path: str | os.PathLike[str]) -> str:
+    """An Airflow connection URI for a SQLite file: the path goes in the host, percent-encoded.
+
+    (`sqlite:////abs/path.db` parses into a URI that the sqlite provider's hook cannot open.)
+    """
+    return "sqlite://" + quote(str(Path(path).resolve()), safe="")
+
+
 def _how_to_configure(conn_id: str) -> str:
     env = f"AIRFLOW_CONN_{conn_id.upper()}"
     return (
-        f"configure it with {env}='sqlite:////absolute/path/warehouse.db' or "
+        f"configure it with {env}='{sqlite_conn_uri('/absolute/path/warehouse.db')}' or "
         f"{env}='postgresql://user:password@host:5432/warehouse', or in the UI under Admin > Connections"
     )
 
@@ -56,6 +67,7 @@ def upsert_rows(
     mark = placeholder(hook)
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
     conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+    # Table and column names come from the suite's code; every value is a bound parameter.
     sql = (
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))}) "
         f"ON CONFLICT ({', '.join(key)}) {conflict}"

@@ -31,7 +31,9 @@ def dagbag(airflow_db):
 def warehouse_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh SQLite warehouse for one test, behind the `warehouse` connection id."""
     path = tmp_path / "warehouse.db"
-    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", f"sqlite:///{path}")
+    from dag_suite.warehouse import sqlite_conn_uri
+
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", sqlite_conn_uri(path))
     return path
 
 

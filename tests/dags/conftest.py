@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,10 +47,14 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def run_dag(dagbag, dag_id: str, logical_date=None, **conf):
-    """Run one DAG end to end with dag.test() against the real metadata DB; return the DagRun."""
+    """Run one DAG end to end with dag.test() against the real metadata DB; return the DagRun.
+
+    Runs a copy: dag.test() resolves the run's conf into the DAG's own Param objects, which would
+    otherwise leak one test's params (a fault switch, a threshold) into the next run of that DAG.
+    """
     dag = dagbag.get_dag(dag_id)
     assert dag is not None, f"{dag_id} not in the DagBag; import errors: {dagbag.import_errors}"
-    return dag.test(logical_date=logical_date, run_conf=conf or None)
+    return copy.deepcopy(dag).test(logical_date=logical_date, run_conf=conf or None)
 
 
 def task_states(dag_run) -> dict[str, str]:

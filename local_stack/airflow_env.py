@@ -26,6 +26,13 @@ def metadata_db_url(settings: StackSettings) -> str:
     return f"sqlite:///{settings.airflow_home / 'airflow.db'}"
 
 
+def metadata_db_conn_uri(settings: StackSettings) -> str:
+    """The metadata DB as an Airflow connection, for the maintenance DAGs (tasks cannot read Airflow's own URL)."""
+    if settings.db == "postgres":
+        return metadata_db_url(settings).replace("postgresql+psycopg2://", "postgresql://", 1)
+    return sqlite_conn_uri(settings.airflow_home / "airflow.db")
+
+
 def warehouse_url(settings: StackSettings) -> str:
     """The DAG suite's warehouse: a `warehouse` database beside Airflow's on PostgreSQL, else a SQLite file."""
     if settings.db == "postgres":
@@ -45,6 +52,7 @@ def connection_env(settings: StackSettings) -> dict[str, str]:
         connections.PROMETHEUS: settings.url("prometheus"),
         connections.ALERTMANAGER: settings.url("alertmanager"),
         connections.EXPORTER: settings.url("exporter"),
+        connections.METADATA_DB: metadata_db_conn_uri(settings),
     }
     return {f"AIRFLOW_CONN_{conn_id.upper()}": url for conn_id, url in urls.items()}
 

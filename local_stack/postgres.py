@@ -81,7 +81,8 @@ def ensure_airflow_database(settings: StackSettings) -> None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = 'airflow'")
             verb = "ALTER" if cursor.fetchone() else "CREATE"
-            cursor.execute(sql.SQL(verb + " ROLE airflow LOGIN PASSWORD {}").format(sql.Literal(password)))
+            # CREATEDB: the backup DAG verifies each dump by restoring it into a scratch database.
+            cursor.execute(sql.SQL(verb + " ROLE airflow LOGIN CREATEDB PASSWORD {}").format(sql.Literal(password)))
             # Airflow's metadata DB, and the DAG suite's warehouse beside it.
             for database in ("airflow", "warehouse"):
                 cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))

@@ -10,3 +10,6 @@ AIRFLOW_API = "airflow_api"  # http://user:pw@host:port of Airflow's REST API; a
 PROMETHEUS = "prometheus"  # http://host:port
 ALERTMANAGER = "alertmanager"  # http://host:port
 EXPORTER = "airflow_exporter"  # http://host:port of the toolkit's exporter
+# The metadata DB itself, for the maintenance DAGs only (cleanup, backup): task processes run with Airflow's
+# own DB access blocked, so these DAGs get the URL through this connection.
+METADATA_DB = "airflow_metadata_db"

@@ -33,10 +33,18 @@ class DemoFault(RuntimeError):
 
 def fault_params() -> dict[str, Param]:
     return {
-        "demo_fault_task": Param("", type="string", title="Demo fault: task id",
-                                 description="Task to break in this run (empty: none). For demos and alert tests."),
-        "demo_fault_mode": Param("none", enum=list(FAULT_MODES), title="Demo fault: mode",
-                                 description="fail, slow, hang (until execution_timeout) or bad_data."),
+        "demo_fault_task": Param(
+            "",
+            type="string",
+            title="Demo fault: task id",
+            description="Task to break in this run (empty: none). For demos and alert tests.",
+        ),
+        "demo_fault_mode": Param(
+            "none",
+            enum=list(FAULT_MODES),
+            title="Demo fault: mode",
+            description="fail, slow, hang (until execution_timeout) or bad_data.",
+        ),
     }
 
 
@@ -48,7 +56,7 @@ def _variable_faults() -> dict[str, dict[str, str]]:
         faults = json.loads(raw) if isinstance(raw, str) else raw
     except ValueError as exc:
         raise ValueError(
-            f"Variable {FAULTS_VARIABLE}={raw!r} is not JSON: expected {{\"<dag_id>\": {{\"<task_id>\": \"<mode>\"}}}}"
+            f'Variable {FAULTS_VARIABLE}={raw!r} is not JSON: expected {{"<dag_id>": {{"<task_id>": "<mode>"}}}}'
         ) from exc
     return faults if isinstance(faults, dict) else {}
 

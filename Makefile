@@ -29,7 +29,7 @@ lint: bootstrap
 	$(VENV_BIN)/ruff format --check .
 
 test-unit: bootstrap
-	$(PYTEST) tests/unit
+	$(PYTEST) tests/unit tests/exporter
 
 # Each DAG runs end to end with dag.test() against a real (SQLite) metadata DB.
 test-dags: bootstrap

@@ -39,3 +39,11 @@ def free_port() -> int:
 @pytest.fixture
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """Migrate the session's private metadata DB (the environment above points Airflow at it)."""
+    from airflow.utils import db
+
+    db.resetdb()

@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 
 from airflow_exporter.app import make_app
+from airflow_exporter.collectors.components import ComponentHeartbeatCollector
+from airflow_exporter.collectors.dags import DagCollector
 from airflow_exporter.collectors.health import MetadataDBHealthCollector
 from airflow_exporter.database import make_engine, metadata_db_url
 from airflow_exporter.instrumentation import GuardedCollectors
@@ -19,8 +21,9 @@ log = logging.getLogger(__name__)
 def build_registry(db_url: str) -> tuple[CollectorRegistry, MetadataDBHealthCollector]:
     """A private registry with the exporter's collectors; tests build their own the same way."""
     registry = CollectorRegistry()
-    health = MetadataDBHealthCollector(make_engine(db_url))
-    registry.register(GuardedCollectors([health]))
+    engine = make_engine(db_url)
+    health = MetadataDBHealthCollector(engine)
+    registry.register(GuardedCollectors([health, ComponentHeartbeatCollector(engine), DagCollector(engine)]))
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     return registry, health

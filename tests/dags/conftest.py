@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO_ROOT
-
-
-@pytest.fixture(scope="session")
-def airflow_db() -> Iterator[None]:
-    """Migrate the session's private metadata DB (tests/conftest.py points Airflow at it)."""
-    from airflow.utils import db
-
-    db.resetdb()
-    yield
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 
 from airflow_exporter.app import make_app
 from airflow_exporter.collectors.components import ComponentHeartbeatCollector
+from airflow_exporter.collectors.dag_runs import DagRunCollector
 from airflow_exporter.collectors.dags import DagCollector
 from airflow_exporter.collectors.health import MetadataDBHealthCollector
 from airflow_exporter.database import make_engine, metadata_db_url
@@ -23,7 +24,9 @@ def build_registry(db_url: str) -> tuple[CollectorRegistry, MetadataDBHealthColl
     registry = CollectorRegistry()
     engine = make_engine(db_url)
     health = MetadataDBHealthCollector(engine)
-    registry.register(GuardedCollectors([health, ComponentHeartbeatCollector(engine), DagCollector(engine)]))
+    registry.register(
+        GuardedCollectors([health, ComponentHeartbeatCollector(engine), DagCollector(engine), DagRunCollector(engine)])
+    )
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     return registry, health

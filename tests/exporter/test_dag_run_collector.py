@@ -1,0 +1,99 @@
+"""The DAG-run collector against a real migrated Airflow DB: active runs, latest outcome, freshness."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow_exporter.collectors.dag_runs import DagRunCollector
+from sqlalchemy import insert, update
+
+from tests.exporter.conftest import registry_for, seed_dag
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def seed_run(engine, dag_id: str, run_id: str, state: str, *, run_after: datetime, start=None, end=None) -> None:
+    from airflow.models.dagrun import DagRun
+
+    with engine.begin() as connection:
+        connection.execute(
+            insert(DagRun.__table__).values(
+                dag_id=dag_id,
+                run_id=run_id,
+                state=state,
+                run_after=run_after,
+                run_type="scheduled",
+                start_date=start,
+                end_date=end,
+                logical_date=run_after,
+                clear_number=0,
+                log_template_id=None,
+                triggered_by="TIMETABLE",
+            )
+        )
+
+
+def collector(engine) -> DagRunCollector:
+    return DagRunCollector(engine, clock=NOW.timestamp, outcome_window=timedelta(days=7))
+
+
+def test_active_runs_are_counted_and_the_oldest_running_one_is_aged(engine) -> None:
+    seed_dag(engine, "etl")
+    seed_run(engine, "etl", "a", "running", run_after=NOW - timedelta(hours=3), start=NOW - timedelta(hours=2))
+    seed_run(engine, "etl", "b", "running", run_after=NOW - timedelta(hours=1), start=NOW - timedelta(minutes=30))
+    seed_run(engine, "etl", "c", "queued", run_after=NOW)
+
+    value = registry_for(collector(engine)).get_sample_value
+
+    assert value("airflow_dag_runs_active", {"dag_id": "etl", "state": "running"}) == 2.0
+    assert value("airflow_dag_runs_active", {"dag_id": "etl", "state": "queued"}) == 1.0
+    assert value("airflow_dag_run_oldest_running_age_seconds", {"dag_id": "etl"}) == 7200.0
+
+
+def test_the_latest_outcome_and_last_success_come_from_the_window_only(engine) -> None:
+    seed_dag(engine, "etl")
+    day = timedelta(days=1)
+    seed_run(engine, "etl", "old", "success", run_after=NOW - 30 * day, end=NOW - 30 * day)  # outside the window
+    seed_run(engine, "etl", "ok", "success", run_after=NOW - 2 * day, end=NOW - 2 * day + timedelta(minutes=5))
+    seed_run(engine, "etl", "bad", "failed", run_after=NOW - day, end=NOW - day + timedelta(minutes=9))
+    seed_run(engine, "only_old", "x", "success", run_after=NOW - 30 * day, end=NOW - 30 * day)
+
+    value = registry_for(collector(engine)).get_sample_value
+
+    assert value("airflow_dag_last_run_failed", {"dag_id": "etl"}) == 1.0
+    assert (
+        value("airflow_dag_last_run_end_timestamp_seconds", {"dag_id": "etl"})
+        == (NOW - day + timedelta(minutes=9)).timestamp()
+    )
+    assert (
+        value("airflow_dag_last_success_timestamp_seconds", {"dag_id": "etl"})
+        == (NOW - 2 * day + timedelta(minutes=5)).timestamp()
+    )
+    assert value("airflow_dag_last_run_failed", {"dag_id": "only_old"}) is None
+
+
+def test_a_dag_whose_next_run_is_overdue_shows_its_lateness_and_a_paused_one_does_not(engine) -> None:
+    from airflow.models.dag import DagModel
+
+    seed_dag(engine, "on_time")
+    seed_dag(engine, "stuck")
+    seed_dag(engine, "paused", paused=True)
+    table = DagModel.__table__
+    with engine.begin() as connection:
+        for dag_id, when in (
+            ("on_time", NOW + timedelta(hours=1)),
+            ("stuck", NOW - timedelta(hours=3)),
+            ("paused", NOW - timedelta(days=2)),
+        ):
+            connection.execute(update(table).where(table.c.dag_id == dag_id).values(next_dagrun_create_after=when))
+
+    value = registry_for(collector(engine)).get_sample_value
+
+    assert value("airflow_dag_schedule_lateness_seconds", {"dag_id": "on_time"}) == 0.0
+    assert value("airflow_dag_schedule_lateness_seconds", {"dag_id": "stuck"}) == 3 * 3600.0
+    assert (
+        value("airflow_dag_next_run_expected_timestamp_seconds", {"dag_id": "stuck"})
+        == (NOW - timedelta(hours=3)).timestamp()
+    )
+    assert value("airflow_dag_schedule_lateness_seconds", {"dag_id": "paused"}) is None
+    assert value("airflow_exporter_collector_success", {"collector": "dag_runs"}) == 1.0

@@ -38,7 +38,7 @@ def test_the_exporter_serves_metrics_and_sees_the_metadata_db(started_stack: Loc
     status, metrics = http_json(started_stack.url("exporter") + "/metrics")
     assert status == 200
     assert "airflow_up 1.0" in metrics
-    for collector in ("metadata_db_health", "components", "dags"):
+    for collector in ("metadata_db_health", "components", "dags", "dag_runs"):
         assert f'airflow_exporter_collector_success{{collector="{collector}"}} 1.0' in metrics
     for component in ("scheduler", "triggerer", "dag_processor"):
         assert f'airflow_component_last_heartbeat_timestamp_seconds{{component="{component}"}}' in metrics

@@ -64,9 +64,12 @@ def _cmd_capture(args: argparse.Namespace) -> int:
 
 
 def _cmd_source_api(args: argparse.Namespace) -> int:
-    from dag_suite.source_api.server import serve_source_api
+    from dag_suite.source_api import make_source_api_server
 
-    serve_source_api(args.host, args.port or load_settings().ports["source_api"])
+    from local_stack.serving import serve_until_stopped
+
+    server = make_source_api_server(args.host, args.port or load_settings().ports["source_api"])
+    serve_until_stopped(server, "source-api")
     return 0
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from local_stack.captures.recorder import CaptureRecorder, catching_stop_signals, redact_headers, truncate
+from local_stack.captures.recorder import CaptureRecorder, redact_headers, truncate
+from local_stack.serving import serve_until_stopped
 
 HEALTH_PATH = "/healthz"
 
@@ -164,15 +164,4 @@ def make_http_capture(kind: str, host: str, port: int, out_path: str | os.PathLi
 def serve_http_capture(kind: str, host: str, port: int, out_path: str | os.PathLike[str]) -> None:
     """Serve a capture until SIGTERM or SIGINT, then shut it down cleanly."""
     server = make_http_capture(kind, host, port, out_path)
-    with catching_stop_signals() as wait_for_stop:
-        thread = threading.Thread(target=server.serve_forever, name=f"{kind}-capture", daemon=True)
-        thread.start()
-        try:
-            bound_host, bound_port = server.server_address[:2]
-            address = f"http://{bound_host}:{bound_port}"
-            print(f"[{kind}] listening on {address}, recording to {out_path}", flush=True)
-            wait_for_stop()
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
+    serve_until_stopped(server, kind, announce_suffix=f", recording to {out_path}")

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -73,29 +70,3 @@ def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         return []
     with file.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
-
-
-@contextmanager
-def catching_stop_signals(poll_seconds: float = 0.2) -> Iterator[Callable[[], int]]:
-    """Catch SIGTERM/SIGINT while inside; yields a wait() that blocks until one arrives. Main thread only.
-
-    Installed before a capture announces it is listening, so a supervisor's prompt SIGTERM is never
-    handled by the default action (abrupt death without cleanup).
-    """
-    received: list[int] = []
-
-    def _on_signal(signum: int, _frame: object) -> None:
-        # Only a list append: taking locks (Event.set) inside a handler can deadlock the main thread.
-        received.append(signum)
-
-    def wait() -> int:
-        while not received:
-            time.sleep(poll_seconds)
-        return received[0]
-
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield wait
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

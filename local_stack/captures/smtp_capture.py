@@ -11,7 +11,8 @@ from typing import Any, cast
 
 from aiosmtpd.controller import Controller
 
-from local_stack.captures.recorder import CaptureRecorder, catching_stop_signals, truncate
+from local_stack.captures.recorder import CaptureRecorder, truncate
+from local_stack.serving import catching_stop_signals
 
 KIND = "smtp"
 # Fixed so aiosmtpd does not call socket.getfqdn(), which can stall on a machine without DNS.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 
 import pytest
@@ -49,6 +48,3 @@ def run_dag(dagbag, dag_id: str, logical_date=None, **conf):
 
 def task_states(dag_run) -> dict[str, str]:
     return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
-
-
-__all__ = ["run_dag", "task_states", "os"]

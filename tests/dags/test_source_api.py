@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import pytest
 from dag_suite.etl.generator import generate_day
 from dag_suite.source_api import make_source_api_server
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, free_port
 
 
 @pytest.fixture
@@ -139,12 +138,9 @@ def test_bad_server_options_are_refused_at_start():
 
 
 @pytest.mark.timeout(60)
-def test_serve_source_api_prints_its_address_and_stops_cleanly_on_sigterm():
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "dags")}
-    code = "from dag_suite.source_api import serve_source_api; serve_source_api('127.0.0.1', 0, latency_ms=0)"
-    process = subprocess.Popen(
-        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+def test_airflow_obs_source_api_prints_its_address_and_stops_cleanly_on_sigterm():
+    command = [sys.executable, "-m", "airflow_obs", "source-api", "--port", str(free_port())]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()  # the first line is printed once the server is bound
         assert line.startswith("[source-api] listening on http://127.0.0.1:"), line

@@ -1,5 +1,5 @@
 """The orders source service the ETL extracts from over HTTP: `airflow-obs source-api` runs it."""
 
-from dag_suite.source_api.server import make_source_api_server, serve_source_api
+from dag_suite.source_api.server import make_source_api_server
 
-__all__ = ["make_source_api_server", "serve_source_api"]
+__all__ = ["make_source_api_server"]

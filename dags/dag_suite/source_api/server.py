@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -160,29 +159,3 @@ def make_source_api_server(
     n-th draw of `random.Random(seed)` is below the rate.
     """
     return SourceApiServer((host, port), latency_ms=latency_ms, error_rate=error_rate, seed=seed)
-
-
-def serve_source_api(
-    host: str = "127.0.0.1", port: int = 8770, *, latency_ms: float = DEFAULT_LATENCY_MS, error_rate: float = 0.0
-) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down cleanly (for `airflow-obs source-api`)."""
-    server = make_source_api_server(host, port, latency_ms=latency_ms, error_rate=error_rate)
-    stop = threading.Event()
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = {}
-    if in_main_thread:  # signal handlers can only be installed from the main thread
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            previous[signum] = signal.signal(signum, lambda *_: stop.set())
-    worker = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="source-api")
-    worker.start()
-    bound_host, bound_port = server.server_address[:2]
-    print(f"[source-api] listening on http://{bound_host}:{bound_port}", flush=True)
-    try:
-        stop.wait()
-    finally:
-        server.shutdown()
-        worker.join(timeout=10)
-        server.server_close()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        print("[source-api] stopped", flush=True)

@@ -44,10 +44,19 @@ def _cmd_ports(args: argparse.Namespace) -> int:
 
 
 def _cmd_exporter(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from airflow_exporter.config import ConfigError, load_config
     from airflow_exporter.server import serve
 
-    port = args.port or load_settings().ports["exporter"]
-    serve(args.host, port)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"airflow-obs exporter: {exc}", file=sys.stderr)
+        return 2
+    if args.host:
+        config = dataclasses.replace(config, host=args.host)
+    serve(config, args.port or config.port or load_settings().ports["exporter"])
     return 0
 
 
@@ -82,8 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("ports", help="every port of the local stack and the variable that moves it")
 
     exporter = commands.add_parser("exporter", help="serve the Prometheus exporter (/metrics, /healthz)")
-    exporter.add_argument("--host", default=LOOPBACK)
-    exporter.add_argument("--port", type=int, default=0, help="default: AIRFLOW_OBS_EXPORTER_PORT")
+    exporter.add_argument("--config", help="YAML config file (default: AIRFLOW_OBS_EXPORTER_CONFIG, if set)")
+    exporter.add_argument("--host", help=f"default: the config's host, else {LOOPBACK}")
+    exporter.add_argument(
+        "--port", type=int, default=0, help="default: the config's port, else AIRFLOW_OBS_EXPORTER_PORT"
+    )
 
     capture = commands.add_parser("capture", help="run a local alert capture (Slack, webhook or SMTP)")
     capture.add_argument("kind", choices=["slack", "webhook", "smtp"])

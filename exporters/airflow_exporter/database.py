@@ -30,3 +30,18 @@ def make_engine(url: str) -> Engine:
             "options": "-c statement_timeout=10000 -c default_transaction_read_only=on",
         }
     return create_engine(url, pool_size=2, max_overflow=0, pool_pre_ping=True, connect_args=connect_args)
+
+
+def import_airflow_models() -> None:
+    """Import the Airflow models the collectors read, at start rather than inside the first scrape.
+
+    Importing them costs seconds (it loads Airflow's configuration and ORM), which would otherwise blow
+    the first scrape's deadline.
+    """
+    import airflow.jobs.job
+    import airflow.models.dag
+    import airflow.models.dagrun
+    import airflow.models.deadline
+    import airflow.models.errors
+    import airflow.models.pool
+    import airflow.models.taskinstance  # noqa: F401

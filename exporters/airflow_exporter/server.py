@@ -1,44 +1,66 @@
-"""Builds the exporter from its collectors and serves it over HTTP on loopback."""
+"""Builds the exporter from its collectors and serves it over HTTP (loopback by default)."""
 
 from __future__ import annotations
 
-import logging
-from wsgiref.simple_server import make_server
+from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
-from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 
 from airflow_exporter.app import make_app
+from airflow_exporter.budget import SeriesBudget
 from airflow_exporter.collectors.components import ComponentHeartbeatCollector
 from airflow_exporter.collectors.dag_runs import DagRunCollector
 from airflow_exporter.collectors.dags import DagCollector
+from airflow_exporter.collectors.deadlines import DeadlineCollector
+from airflow_exporter.collectors.finished_work import FinishedWorkCollector
 from airflow_exporter.collectors.health import MetadataDBHealthCollector
-from airflow_exporter.database import make_engine, metadata_db_url
-from airflow_exporter.instrumentation import GuardedCollectors
+from airflow_exporter.collectors.pools import PoolCollector
+from airflow_exporter.collectors.task_instances import TaskInstanceCollector
+from airflow_exporter.config import ExporterConfig
+from airflow_exporter.database import import_airflow_models, make_engine, metadata_db_url
+from airflow_exporter.http_server import serve_app
+from airflow_exporter.instrumentation import NamedCollector
+from airflow_exporter.scrape import BoundedScrape
 
-log = logging.getLogger(__name__)
+
+def db_collectors(engine, config: ExporterConfig) -> list[NamedCollector]:
+    """In priority order: the series budget cuts from the end of this list first."""
+    return [
+        ComponentHeartbeatCollector(engine),
+        DagCollector(engine),
+        DagRunCollector(engine, outcome_window=timedelta(hours=config.outcome_window_hours)),
+        PoolCollector(engine),
+        TaskInstanceCollector(engine, heartbeat_timeout_seconds=config.heartbeat_timeout_seconds),
+        DeadlineCollector(engine),
+        FinishedWorkCollector(
+            engine,
+            per_task=config.per_task_metrics,
+            baseline_window=timedelta(days=config.baseline_window_days),
+            baseline_max_runs=config.baseline_max_runs,
+            baseline_min_runs=config.baseline_min_runs,
+        ),
+    ]
 
 
-def build_registry(db_url: str) -> tuple[CollectorRegistry, MetadataDBHealthCollector]:
+def build_registry(config: ExporterConfig) -> tuple[CollectorRegistry, BoundedScrape]:
     """A private registry with the exporter's collectors; tests build their own the same way."""
-    registry = CollectorRegistry()
-    engine = make_engine(db_url)
-    health = MetadataDBHealthCollector(engine)
-    registry.register(
-        GuardedCollectors([health, ComponentHeartbeatCollector(engine), DagCollector(engine), DagRunCollector(engine)])
+    import_airflow_models()
+    engine = make_engine(config.db_url or metadata_db_url())
+    scrape = BoundedScrape(
+        MetadataDBHealthCollector(engine),
+        db_collectors(engine, config),
+        deadline_seconds=config.scrape_deadline_seconds,
+        cache_seconds=config.snapshot_cache_seconds,
+        budget=SeriesBudget(config.series_budget),
     )
+    registry = CollectorRegistry()
+    registry.register(scrape)
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
-    return registry, health
+    return registry, scrape
 
 
-def serve(host: str, port: int, db_url: str | None = None) -> None:
-    """Serve /metrics and /healthz until interrupted."""
-    registry, health = build_registry(db_url or metadata_db_url())
-    app = make_app(registry, is_healthy=health.check)
-    httpd = make_server(host, port, app, ThreadingWSGIServer, handler_class=_SilentHandler)
-    print(f"[exporter] serving http://{host}:{port}/metrics and /healthz", flush=True)
-    try:
-        httpd.serve_forever()
-    finally:
-        httpd.server_close()
+def serve(config: ExporterConfig, port: int) -> None:
+    """Serve /metrics and /healthz until SIGTERM or SIGINT."""
+    registry, scrape = build_registry(config)
+    serve_app(make_app(registry, is_healthy=scrape.is_healthy), config, port)

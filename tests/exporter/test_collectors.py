@@ -10,7 +10,7 @@ from airflow_exporter.collectors.dags import DagCollector
 from prometheus_client import generate_latest
 from sqlalchemy import insert
 
-from tests.exporter.conftest import registry_for, seed_dag
+from tests.exporter.conftest import registry_for, seed_dag, writable
 
 HOSTILE_DAG_ID = 'quote"back\\slash\nnewline_ünïcode'
 
@@ -25,7 +25,7 @@ def test_running_jobs_give_each_component_its_latest_heartbeat(engine) -> None:
         ("TriggererJob", "running", now - timedelta(seconds=10)),
         ("DagProcessorJob", "failed", now),  # a dead job says nothing about liveness
     ]
-    with engine.begin() as connection:
+    with writable(engine).begin() as connection:
         for job_type, state, heartbeat in rows:
             connection.execute(
                 insert(Job.__table__).values(
@@ -72,7 +72,7 @@ def test_a_deleted_or_stale_dag_disappears_from_the_next_scrape(engine) -> None:
     registry = registry_for(DagCollector(engine))
     assert registry.get_sample_value("airflow_dag_paused", {"dag_id": "going_away"}) == 0.0
 
-    with engine.begin() as connection:
+    with writable(engine).begin() as connection:
         connection.execute(DagModel.__table__.update().values(is_stale=True))
 
     assert registry.get_sample_value("airflow_dag_paused", {"dag_id": "going_away"}) is None
@@ -81,7 +81,7 @@ def test_a_deleted_or_stale_dag_disappears_from_the_next_scrape(engine) -> None:
 def test_import_errors_are_counted_per_file_and_in_total(engine) -> None:
     from airflow.models.errors import ParseImportError
 
-    with engine.begin() as connection:
+    with writable(engine).begin() as connection:
         for filename in ("broken.py", "broken.py", "other.py"):
             connection.execute(
                 insert(ParseImportError.__table__).values(

@@ -5,32 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from airflow_exporter.collectors.dag_runs import DagRunCollector
-from sqlalchemy import insert, update
+from sqlalchemy import update
 
-from tests.exporter.conftest import registry_for, seed_dag
+from tests.exporter.conftest import registry_for, seed_dag, seed_run, writable
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-
-
-def seed_run(engine, dag_id: str, run_id: str, state: str, *, run_after: datetime, start=None, end=None) -> None:
-    from airflow.models.dagrun import DagRun
-
-    with engine.begin() as connection:
-        connection.execute(
-            insert(DagRun.__table__).values(
-                dag_id=dag_id,
-                run_id=run_id,
-                state=state,
-                run_after=run_after,
-                run_type="scheduled",
-                start_date=start,
-                end_date=end,
-                logical_date=run_after,
-                clear_number=0,
-                log_template_id=None,
-                triggered_by="TIMETABLE",
-            )
-        )
 
 
 def collector(engine) -> DagRunCollector:
@@ -79,7 +58,7 @@ def test_a_dag_whose_next_run_is_overdue_shows_its_lateness_and_a_paused_one_doe
     seed_dag(engine, "stuck")
     seed_dag(engine, "paused", paused=True)
     table = DagModel.__table__
-    with engine.begin() as connection:
+    with writable(engine).begin() as connection:
         for dag_id, when in (
             ("on_time", NOW + timedelta(hours=1)),
             ("stuck", NOW - timedelta(hours=3)),

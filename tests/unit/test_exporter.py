@@ -10,9 +10,10 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 from airflow_exporter.app import make_app
 from airflow_exporter.collectors.health import MetadataDBHealthCollector
+from airflow_exporter.config import ExporterConfig
 from airflow_exporter.database import DB_URL_ENV, make_engine, metadata_db_url
 from airflow_exporter.instrumentation import GuardedCollectors
-from airflow_exporter.server import build_registry
+from airflow_exporter.server import build_registry as build_exporter_registry
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -23,6 +24,11 @@ HEALTH = {"collector": "metadata_db_health"}
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
+
+
+def build_registry(url: str):
+    """The served exporter's registry with no snapshot cache, so each scrape reads the DB again."""
+    return build_exporter_registry(ExporterConfig(db_url=url, snapshot_cache_seconds=0))
 
 
 UNREACHABLE = [
@@ -55,28 +61,30 @@ def call(app: Callable[..., Iterable[bytes]], path: str) -> Response:
 
 
 def test_a_reachable_sqlite_database_reports_airflow_up_and_a_successful_timed_collector(tmp_path: Path) -> None:
-    registry, health = build_registry(sqlite_url(tmp_path / "x.db"))
+    registry, scrape = build_registry(sqlite_url(tmp_path / "x.db"))
 
     assert registry.get_sample_value("airflow_up") == 1.0
     assert registry.get_sample_value("airflow_exporter_collector_success", HEALTH) == 1.0
     duration = registry.get_sample_value("airflow_exporter_collector_duration_seconds", HEALTH)
     assert duration is not None and duration >= 0.0
-    assert health.last_ok is True
+    assert scrape.is_healthy() is True
 
 
 @pytest.mark.parametrize("make_url", UNREACHABLE)
 def test_an_unreachable_database_reports_airflow_up_zero_and_the_scrape_still_succeeds(
     tmp_path: Path, make_url: Callable[[Path], str]
 ) -> None:
-    registry, health = build_registry(make_url(tmp_path))
+    registry, scrape = build_registry(make_url(tmp_path))
 
     exposition = generate_latest(registry).decode()  # a whole scrape, as Prometheus would do it
 
     assert "\nairflow_up 0.0\n" in exposition
     assert registry.get_sample_value("airflow_up") == 0.0
-    # The health collector turns a dead DB into a value, not into a failed collector.
+    # The health collector turns a dead DB into a value, not into a failed collector...
     assert registry.get_sample_value("airflow_exporter_collector_success", HEALTH) == 1.0
-    assert health.last_ok is False
+    # ...and the DB collectors are skipped, not left to time out one by one.
+    assert registry.get_sample_value("airflow_exporter_collector_success", {"collector": "dag_runs"}) == 0.0
+    assert scrape.is_healthy() is False
     assert not (tmp_path / "no-such-folder").exists()
 
 
@@ -144,8 +152,8 @@ def test_each_collector_duration_is_measured_around_its_own_run_only() -> None:
 
 
 def test_metrics_serves_the_text_exposition_with_airflow_up(tmp_path: Path) -> None:
-    registry, health = build_registry(sqlite_url(tmp_path / "x.db"))
-    app = make_app(registry, is_healthy=health.check)
+    registry, scrape = build_registry(sqlite_url(tmp_path / "x.db"))
+    app = make_app(registry, is_healthy=scrape.is_healthy)
 
     response = call(app, "/metrics")
 
@@ -156,18 +164,18 @@ def test_metrics_serves_the_text_exposition_with_airflow_up(tmp_path: Path) -> N
 
 
 def test_healthz_answers_200_ok_when_the_database_answers(tmp_path: Path) -> None:
-    registry, health = build_registry(sqlite_url(tmp_path / "x.db"))
+    registry, scrape = build_registry(sqlite_url(tmp_path / "x.db"))
 
-    response = call(make_app(registry, is_healthy=health.check), "/healthz")
+    response = call(make_app(registry, is_healthy=scrape.is_healthy), "/healthz")
 
     assert response.status_code == 200
     assert response.body == b"ok\n"
 
 
 def test_healthz_answers_503_when_the_database_does_not_answer(tmp_path: Path) -> None:
-    registry, health = build_registry(sqlite_url(tmp_path / "no-such-folder" / "x.db"))
+    registry, scrape = build_registry(sqlite_url(tmp_path / "no-such-folder" / "x.db"))
 
-    response = call(make_app(registry, is_healthy=health.check), "/healthz")
+    response = call(make_app(registry, is_healthy=scrape.is_healthy), "/healthz")
 
     assert response.status_code == 503
     assert b"unreachable" in response.body

@@ -1,15 +1,18 @@
-"""airflow_up: whether the metadata DB answers a trivial query."""
+"""Whether the metadata DB answers a trivial query: the basis of airflow_up."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import Engine, text
 
+log = logging.getLogger(__name__)
+
 
 class MetadataDBHealthCollector:
-    """Yields airflow_up = 1 when `SELECT 1` succeeds on the metadata DB, 0 otherwise."""
+    """Runs `SELECT 1` on the metadata DB; yields airflow_up = 1 when it succeeds, 0 otherwise."""
 
     name = "metadata_db_health"
 
@@ -22,7 +25,8 @@ class MetadataDBHealthCollector:
             with self._engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
             self.last_ok = True
-        except Exception:  # any driver error means "not reachable"; details go to the exporter log
+        except Exception as error:  # any driver error means "not reachable"
+            log.warning("metadata DB unreachable: %s", str(error).splitlines()[0] if str(error) else type(error))
             self.last_ok = False
         return self.last_ok
 

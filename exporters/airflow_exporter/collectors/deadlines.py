@@ -1,0 +1,63 @@
+"""Airflow 3 Deadline Alerts: missed deadlines as a counter per DAG.
+
+The scheduler sets `deadline.missed` shortly after a deadline passes (and deletes the deadlines of runs
+that finished in time). The counter reads missed deadlines whose deadline_time is recent, through
+deadline_missed_deadline_time_idx (missed, deadline_time), and counts each deadline id once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client.core import Metric
+from sqlalchemy import Engine, select
+
+from airflow_exporter.accumulators import Counters
+
+# How late after its deadline_time the scheduler may mark a deadline missed and still be counted.
+MARKING_LAG = timedelta(hours=1)
+
+
+class DeadlineCollector:
+    """Yields airflow_dag_deadline_misses_total{dag_id}; misses from before the exporter started are the baseline."""
+
+    name = "deadlines"
+
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._misses = Counters()
+        # Missed deadline ids within the marking lag, so each is counted once; older ids are dropped.
+        self._seen: dict[str, datetime] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        from airflow.models.dagrun import DagRun
+        from airflow.models.deadline import Deadline
+
+        deadline, run = Deadline.__table__, DagRun.__table__
+        since = datetime.fromtimestamp(self._clock(), UTC) - MARKING_LAG
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(deadline.c.id, deadline.c.deadline_time, run.c.dag_id)
+                .join(run, run.c.id == deadline.c.dagrun_id)
+                .where(deadline.c.missed.is_(True), deadline.c.deadline_time >= since)
+            ).all()
+        baseline = self._seen is None
+        seen = self._seen or {}
+        for deadline_id, deadline_time, dag_id in rows:
+            key = str(deadline_id)
+            if key not in seen:
+                seen[key] = deadline_time
+                if not baseline:
+                    self._misses.add((dag_id,))
+        self._seen = {key: when for key, when in seen.items() if _aware(when) >= since}
+        yield self._misses.family(
+            "airflow_dag_deadline_misses", "Deadline Alerts the DAG's runs missed (Airflow 3 deadlines).", ["dag_id"]
+        )
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite returns naive UTC datetimes; PostgreSQL returns aware ones.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

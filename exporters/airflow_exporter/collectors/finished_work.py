@@ -1,0 +1,119 @@
+"""Finished work as counters and histograms, plus the learned duration baselines.
+
+Everything here is fed by FinishedWorkTracker events (see tracking.py for why no query rescans history).
+The counters start at zero when the exporter starts, as any Prometheus counter does after a restart.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client.core import Metric
+from sqlalchemy import Engine
+
+from airflow_exporter.accumulators import (
+    RUN_DURATION_BUCKETS,
+    SCHEDULE_DELAY_BUCKETS,
+    TASK_DURATION_BUCKETS,
+    Counters,
+    Histograms,
+)
+from airflow_exporter.baselines import DurationBaselines, seed_dag_baselines, seed_task_baselines
+from airflow_exporter.tracking import FinishedWorkTracker, PollResult
+
+
+class FinishedWorkCollector:
+    """Yields completed-run and finished-task counters, duration and delay histograms, and baselines.
+
+    With `per_task=True` the task-duration histogram carries task_id and per-task baselines are learned;
+    by default they are per DAG, to keep the series count proportional to DAGs rather than tasks.
+    """
+
+    name = "finished_work"
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        per_task: bool = False,
+        baseline_window: timedelta = timedelta(days=14),
+        baseline_max_runs: int = 50,
+        baseline_min_runs: int = 3,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._engine = engine
+        self._per_task = per_task
+        self._baseline_window = baseline_window
+        self._clock = clock
+        self._tracker = FinishedWorkTracker()
+        self._seeded = False
+        self._runs_completed = Counters()
+        self._tasks_finished = Counters()
+        self._retries = Counters()
+        self._run_durations = Histograms(RUN_DURATION_BUCKETS)
+        self._schedule_delays = Histograms(SCHEDULE_DELAY_BUCKETS)
+        self._task_durations = Histograms(TASK_DURATION_BUCKETS)
+        self._dag_baselines = DurationBaselines(baseline_max_runs, baseline_min_runs)
+        self._task_baselines = DurationBaselines(baseline_max_runs, baseline_min_runs)
+
+    def collect(self) -> Iterator[Metric]:
+        with self._engine.connect() as connection:
+            if not self._seeded:
+                since = datetime.fromtimestamp(self._clock(), UTC) - self._baseline_window
+                seed_dag_baselines(connection, self._dag_baselines, since)
+                if self._per_task:
+                    seed_task_baselines(connection, self._task_baselines, since)
+                self._seeded = True
+            self._record(self._tracker.poll(connection))
+        yield from self._families()
+
+    def _record(self, events: PollResult) -> None:
+        for run in events.finished_runs:
+            self._runs_completed.add((run.dag_id, run.state))
+            if (duration := run.duration_seconds) is not None:
+                self._run_durations.observe((run.dag_id, run.state), duration)
+                if run.state == "success":
+                    self._dag_baselines.observe(run.dag_id, duration)
+            if (delay := run.schedule_delay_seconds) is not None:
+                self._schedule_delays.observe((run.dag_id,), delay)
+        for task in events.finished_tasks:
+            self._tasks_finished.add((task.dag_id, task.task_id, task.state))
+            if task.duration_seconds is not None:
+                labels = (task.dag_id, task.task_id, task.state) if self._per_task else (task.dag_id, task.state)
+                self._task_durations.observe(labels, task.duration_seconds)
+                if self._per_task and task.state == "success":
+                    self._task_baselines.observe((task.dag_id, task.task_id), task.duration_seconds)
+        for retry in events.retries:
+            self._retries.add((retry.dag_id, retry.task_id), retry.tries)
+
+    def _families(self) -> Iterator[Metric]:
+        yield self._runs_completed.family(
+            "airflow_dag_runs_completed", "DAG runs that finished, by final state.", ["dag_id", "state"]
+        )
+        yield self._run_durations.family(
+            "airflow_dag_run_duration_seconds", "Duration of finished DAG runs.", ["dag_id", "state"]
+        )
+        yield self._schedule_delays.family(
+            "airflow_dag_run_schedule_delay_seconds",
+            "How long after its scheduled time (run_after) a scheduled DAG run started.",
+            ["dag_id"],
+        )
+        yield self._tasks_finished.family(
+            "airflow_task_instances_finished",
+            "Task instances that finished, by final state (each try counts once).",
+            ["dag_id", "task_id", "state"],
+        )
+        yield self._retries.family(
+            "airflow_task_instance_retries",
+            "Tries beyond the first (automatic retries and manual clears), counted when they are scheduled.",
+            ["dag_id", "task_id"],
+        )
+        task_labels = ["dag_id", "task_id", "state"] if self._per_task else ["dag_id", "state"]
+        yield self._task_durations.family(
+            "airflow_task_instance_duration_seconds", "Duration of finished task instances.", task_labels
+        )
+        yield from self._dag_baselines.families("airflow_dag_run", "DAG", ["dag_id"])
+        if self._per_task:
+            yield from self._task_baselines.families("airflow_task", "task", ["dag_id", "task_id"])

@@ -4,13 +4,14 @@ VENV_BIN := .venv/bin
 PYTEST := $(VENV_BIN)/pytest
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap up down status test test-unit test-dags test-integration lint
+.PHONY: help bootstrap up down status test test-unit test-dags test-integration lint bench
 
 help:
 	@echo "make up      start Airflow, the exporter, Prometheus, Alertmanager and the alert captures on loopback"
 	@echo "make down    stop everything 'make up' started (data is kept in .stack/)"
 	@echo "make status  state and health of each component"
 	@echo "make test    lint, fast unit tests, then integration tests against real components"
+	@echo "make bench   exporter scrape cost vs a naive exporter on 100k/1M/5M task instances; updates docs/benchmarks.md"
 
 bootstrap:
 	@local_stack/bootstrap.sh
@@ -40,3 +41,7 @@ test-integration: bootstrap
 
 # Fast first: a lint or unit failure stops before the slow integration tests start.
 test: lint test-unit test-dags test-integration
+
+# Minutes, not seconds: loads 5M task instances into a throwaway PostgreSQL. Run it alone on the machine.
+bench: bootstrap
+	$(VENV_BIN)/python -m bench.exporter_bench --write-docs

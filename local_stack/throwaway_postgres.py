@@ -29,9 +29,13 @@ class ThrowawayPostgresError(RuntimeError):
     """The throwaway cluster could not be created or started."""
 
 
-def _as_postgres(command: list[str]) -> list[str]:
-    # initdb and postgres refuse to run as root.
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+def _as_postgres() -> dict[str, str]:
+    """Popen arguments that run a program as the postgres user when we are root (initdb and postgres refuse root).
+
+    Switching user in the child itself, not through runuser, keeps the postmaster's PID our Popen's PID:
+    runuser would neither forward the stop signal nor take postgres down with it.
+    """
+    return {"user": "postgres", "group": "postgres"} if os.geteuid() == 0 else {}
 
 
 def _free_loopback_port() -> int:
@@ -42,8 +46,8 @@ def _free_loopback_port() -> int:
 
 def _initdb(data: Path) -> None:
     result = subprocess.run(
-        _as_postgres([str(POSTGRES_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8"])
-        + ["--no-locale"],
+        [str(POSTGRES_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale"],
+        **_as_postgres(),
         capture_output=True,
         text=True,
         check=False,
@@ -96,7 +100,8 @@ def start(folder: Path, port: int, settings: tuple[str, ...] = ()) -> subprocess
         options += ["-c", setting]
     with log.open("ab") as log_file:
         server = subprocess.Popen(
-            _as_postgres([str(POSTGRES_BIN / "postgres"), "-D", str(data), "-p", str(port), "-k", str(sock), *options]),
+            [str(POSTGRES_BIN / "postgres"), "-D", str(data), "-p", str(port), "-k", str(sock), *options],
+            **_as_postgres(),
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,

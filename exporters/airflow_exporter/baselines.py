@@ -1,7 +1,7 @@
 """Learned duration baselines: p50/p95 of each DAG's (or task's) recent successful runs.
 
 An alert compares a run still in progress with its own history, e.g.
-`airflow_dag_run_oldest_running_age_seconds > 2 * airflow_dag_run_duration_baseline_seconds{quantile="0.95"}`,
+`airflow_dag_run_oldest_running_age_seconds > 2 * airflow_dag_run_duration_baseline_p95_seconds`,
 with no per-DAG thresholds to maintain. Baselines are seeded once at start from a bounded window of
 history, then fed by finished-work events, so steady-state scrapes read nothing for them.
 """
@@ -16,7 +16,8 @@ from datetime import datetime
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import Connection, select
 
-QUANTILES = (0.5, 0.95)
+# One gauge per quantile (a `quantile` label is reserved for summaries).
+QUANTILES = {"p50": 0.5, "p95": 0.95}
 
 
 class DurationBaselines:
@@ -30,18 +31,21 @@ class DurationBaselines:
     def observe(self, key: Hashable, seconds: float) -> None:
         self._samples.setdefault(key, deque(maxlen=self._max_runs)).append(seconds)
 
-    def quantiles(self) -> Iterator[tuple[Hashable, int, dict[float, float]]]:
+    def quantiles(self) -> Iterator[tuple[Hashable, int, dict[str, float]]]:
         for key, samples in sorted(self._samples.items()):
             if len(samples) >= self._min_runs:
                 ordered = sorted(samples)
-                yield key, len(ordered), {q: _nearest_rank(ordered, q) for q in QUANTILES}
+                yield key, len(ordered), {name: _nearest_rank(ordered, q) for name, q in QUANTILES.items()}
 
     def families(self, prefix: str, what: str, label_names: list[str]) -> Iterator[GaugeMetricFamily]:
-        baseline = GaugeMetricFamily(
-            f"{prefix}_duration_baseline_seconds",
-            f"Quantiles of the duration of the {what}'s recent successful runs (learned by the exporter).",
-            labels=[*label_names, "quantile"],
-        )
+        baselines = {
+            name: GaugeMetricFamily(
+                f"{prefix}_duration_baseline_{name}_seconds",
+                f"{name} of the duration of the {what}'s recent successful runs (learned by the exporter).",
+                labels=label_names,
+            )
+            for name in QUANTILES
+        }
         samples = GaugeMetricFamily(
             f"{prefix}_duration_baseline_samples",
             f"How many recent successful {what} runs the baseline is computed from.",
@@ -49,10 +53,10 @@ class DurationBaselines:
         )
         for key, count, values in self.quantiles():
             labels = list(key) if isinstance(key, tuple) else [key]
-            for quantile, value in values.items():
-                baseline.add_metric([*labels, str(quantile)], value)
+            for name, value in values.items():
+                baselines[name].add_metric(labels, value)
             samples.add_metric(labels, float(count))
-        yield baseline
+        yield from baselines.values()
         yield samples
 
 

@@ -172,14 +172,14 @@ def test_baselines_are_learned_from_recent_successful_runs_then_from_new_ones(en
 
     metric = Scrapes(finished_work(engine, baseline_window=timedelta(days=14), baseline_min_runs=3))
 
-    assert metric("airflow_dag_run_duration_baseline_seconds", dag_id="etl", quantile="0.5") == 80.0
-    assert metric("airflow_dag_run_duration_baseline_seconds", dag_id="etl", quantile="0.95") == 600.0
+    assert metric("airflow_dag_run_duration_baseline_p50_seconds", dag_id="etl") == 80.0
+    assert metric("airflow_dag_run_duration_baseline_p95_seconds", dag_id="etl") == 600.0
     assert metric("airflow_dag_run_duration_baseline_samples", dag_id="etl") == 5.0
     assert metric("airflow_dag_run_duration_baseline_samples", dag_id="rare") is None  # too few runs to judge
 
     seed_run(engine, "etl", "new", "success", run_after=NOW, start=NOW, end=NOW + timedelta(seconds=75))
     assert metric("airflow_dag_run_duration_baseline_samples", dag_id="etl") == 6.0
-    assert metric("airflow_dag_run_duration_baseline_seconds", dag_id="etl", quantile="0.5") == 75.0
+    assert metric("airflow_dag_run_duration_baseline_p50_seconds", dag_id="etl") == 75.0
 
 
 def test_per_task_mode_labels_task_durations_with_task_id_and_learns_task_baselines(engine) -> None:
@@ -190,7 +190,7 @@ def test_per_task_mode_labels_task_durations_with_task_id_and_learns_task_baseli
         seed_ti(engine, "etl", f"r{index}", "load", "success", duration=10.0 * (index + 1), end_date=start + MINUTE)
     metric = Scrapes(finished_work(engine, per_task=True, baseline_min_runs=3))
 
-    assert metric("airflow_task_duration_baseline_seconds", dag_id="etl", task_id="load", quantile="0.5") == 20.0
+    assert metric("airflow_task_duration_baseline_p50_seconds", dag_id="etl", task_id="load") == 20.0
     seed_run(engine, "etl", "r9", "success", run_after=NOW, start=NOW, end=NOW + MINUTE)
     seed_ti(engine, "etl", "r9", "load", "success", duration=4.0)
     assert metric("airflow_task_instance_duration_seconds_count", dag_id="etl", task_id="load", state="success") == 1.0

@@ -10,6 +10,7 @@ from email.message import EmailMessage
 from urllib.parse import quote
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from local_stack.captures.recorder import read_records
 from local_stack.health import AIRFLOW_COMPONENTS, expected_rule_groups
@@ -38,7 +39,8 @@ def test_the_exporter_serves_metrics_and_sees_the_metadata_db(started_stack: Loc
     status, metrics = http_json(started_stack.url("exporter") + "/metrics")
     assert status == 200
     assert "airflow_up 1.0" in metrics
-    for collector in ("metadata_db_health", "components", "dags", "dag_runs"):
+    collectors = ("metadata_db_health", "components", "dags", "dag_runs", "pools", "task_instances", "deadlines")
+    for collector in (*collectors, "finished_work"):
         assert f'airflow_exporter_collector_success{{collector="{collector}"}} 1.0' in metrics
     for component in ("scheduler", "triggerer", "dag_processor"):
         assert f'airflow_component_last_heartbeat_timestamp_seconds{{component="{component}"}}' in metrics
@@ -166,6 +168,19 @@ SUITE_DAGS_RUN_BY_THE_SCHEDULER = (
 )
 
 
+def exposition_samples(text: str) -> dict[tuple[str, frozenset], float]:
+    """{(sample name, frozenset of its labels): value} of a /metrics text."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def sample_of(samples: dict[tuple[str, frozenset], float], name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
 def test_the_scheduler_schedules_the_suite_and_runs_its_dags(started_stack: LocalStack) -> None:
     api = started_stack.url("airflow") + "/api/v2"
     admin = {"Authorization": f"Bearer {airflow_token(started_stack, 'admin')}"}
@@ -205,8 +220,20 @@ def test_the_scheduler_schedules_the_suite_and_runs_its_dags(started_stack: Loca
         assert warehouse.execute("SELECT count(*) FROM orders").fetchone()[0] > 0
         assert warehouse.execute("SELECT count(*) FROM stack_health WHERE healthy = 0").fetchone()[0] == 0
 
-    # The exporter sees what the scheduler did: the runs' outcomes and every unpaused DAG's next expected run.
-    metrics = http_json(started_stack.url("exporter") + "/metrics")[1]
+    # The exporter sees what the scheduler did: the runs' outcomes, the finished work counted (its snapshot
+    # may be a few seconds old, hence the wait; a DAG may also have had a scheduled run) and every unpaused
+    # DAG's next expected run.
+    def exposition_with_completed_runs():
+        metrics = http_json(started_stack.url("exporter") + "/metrics")[1]
+        samples = exposition_samples(metrics)
+        completed = [sample_of(samples, "airflow_dag_runs_completed_total", dag_id=d, state="success") for d in runs]
+        return metrics if all(count >= 1 for count in completed) else None
+
+    metrics = wait_for(exposition_with_completed_runs, 30, "the exporter to count the finished runs", interval=2)
+    samples = exposition_samples(metrics)
+    extract = {"dag_id": "etl_orders", "task_id": "extract_orders", "state": "success"}
+    assert sample_of(samples, "airflow_task_instances_finished_total", **extract) >= 1
+    assert sample_of(samples, "airflow_dag_run_duration_seconds_count", dag_id="etl_orders", state="success") >= 1
     for dag_id in SUITE_DAGS_RUN_BY_THE_SCHEDULER:
         assert f'airflow_dag_last_run_failed{{dag_id="{dag_id}"}} 0.0' in metrics, dag_id
         assert f'airflow_dag_last_success_timestamp_seconds{{dag_id="{dag_id}"}}' in metrics, dag_id

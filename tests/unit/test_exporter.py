@@ -207,3 +207,22 @@ def test_metadata_db_url_prefers_the_exporter_variable(monkeypatch: pytest.Monke
 
     assert DB_URL_ENV == "AIRFLOW_OBS_EXPORTER_DB_URL"
     assert metadata_db_url() == url
+
+
+# --- the command line -------------------------------------------------------------------------------------
+
+
+def test_the_exporter_command_refuses_a_bad_config_file_at_start_naming_the_key(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "exporter.yml"
+    config.write_text("series_budget: lots\n")
+    airflow_obs = Path(sys.prefix) / "bin" / "airflow-obs"
+
+    result = subprocess.run(
+        [str(airflow_obs), "exporter", "--config", str(config)], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert result.returncode == 2
+    assert "series_budget" in result.stderr and "'lots'" in result.stderr and "an integer > 0" in result.stderr

@@ -1,0 +1,1 @@
+"""Benchmarks: a synthetic Airflow history, a naive baseline exporter, and the scrape-cost harness."""

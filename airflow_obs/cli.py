@@ -47,6 +47,7 @@ def _cmd_exporter(args: argparse.Namespace) -> int:
     import dataclasses
 
     from airflow_exporter.config import ConfigError, load_config
+    from airflow_exporter.database import AirflowSettingsError
     from airflow_exporter.server import serve
 
     try:
@@ -56,7 +57,11 @@ def _cmd_exporter(args: argparse.Namespace) -> int:
         return 2
     if args.host:
         config = dataclasses.replace(config, host=args.host)
-    serve(config, args.port or config.port or load_settings().ports["exporter"])
+    try:
+        serve(config, args.port or config.port or load_settings().ports["exporter"])
+    except AirflowSettingsError as exc:
+        print(f"airflow-obs exporter: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

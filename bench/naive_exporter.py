@@ -17,7 +17,7 @@ from airflow_exporter.accumulators import RUN_DURATION_BUCKETS, SCHEDULE_DELAY_B
 from airflow_exporter.app import make_app
 from airflow_exporter.collectors.components import ComponentHeartbeatCollector
 from airflow_exporter.collectors.health import MetadataDBHealthCollector
-from airflow_exporter.database import import_airflow_models, make_engine
+from airflow_exporter.database import make_engine
 from airflow_exporter.instrumentation import GuardedCollectors
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -271,7 +271,10 @@ class NaiveDeadlineCollector:
 
 def build_registry(db_url: str) -> tuple[CollectorRegistry, MetadataDBHealthCollector]:
     """A private registry of the naive collectors, guarded and timed like ours (with no deadline or budget)."""
-    import_airflow_models()  # as ours does at start, so neither pays Airflow's imports in a scrape
+    # Like the community exporter, the baseline reads through Airflow's models: imported at start, not in a scrape.
+    from airflow.models import import_all_models
+
+    import_all_models()
     engine = make_engine(db_url)
     health = MetadataDBHealthCollector(engine)
     history = (NaiveDagRunCollector, NaivePoolCollector, NaiveTaskInstanceCollector, NaiveDeadlineCollector)

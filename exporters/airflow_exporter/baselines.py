@@ -16,6 +16,8 @@ from datetime import datetime
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import Connection, select
 
+from airflow_exporter.database import airflow_table
+
 # One gauge per quantile (a `quantile` label is reserved for summaries).
 QUANTILES = {"p50": 0.5, "p95": 0.95}
 
@@ -66,9 +68,7 @@ def _nearest_rank(ordered: list[float], quantile: float) -> float:
 
 def seed_dag_baselines(connection: Connection, baselines: DurationBaselines, since: datetime) -> None:
     """Successful runs whose run_after is in the window (idx_dag_run_run_after), oldest first."""
-    from airflow.models.dagrun import DagRun
-
-    run = DagRun.__table__
+    run = airflow_table(connection.engine, "dag_run")
     rows = connection.execute(
         select(run.c.dag_id, run.c.start_date, run.c.end_date)
         .where(run.c.run_after >= since, run.c.state == "success", run.c.start_date.is_not(None))
@@ -81,10 +81,7 @@ def seed_dag_baselines(connection: Connection, baselines: DurationBaselines, sin
 
 def seed_task_baselines(connection: Connection, baselines: DurationBaselines, since: datetime) -> None:
     """Successful task instances of runs in the window: idx_dag_run_run_after, then ti_dag_run per run."""
-    from airflow.models.dagrun import DagRun
-    from airflow.models.taskinstance import TaskInstance
-
-    run, ti = DagRun.__table__, TaskInstance.__table__
+    run, ti = airflow_table(connection.engine, "dag_run"), airflow_table(connection.engine, "task_instance")
     rows = connection.execute(
         select(ti.c.dag_id, ti.c.task_id, ti.c.duration)
         .join(run, (run.c.dag_id == ti.c.dag_id) & (run.c.run_id == ti.c.run_id))

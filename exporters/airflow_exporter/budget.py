@@ -26,6 +26,10 @@ class SeriesBudget:
     def apply(self, metrics: Iterable[Metric]) -> tuple[list[Metric], Counter[str]]:
         used, kept, dropped = 0, [], Counter()
         for metric in metrics:
+            if used + len(metric.samples) <= self.limit:  # the common case: the whole family fits
+                used += len(metric.samples)
+                kept.append(metric)
+                continue
             groups: dict[tuple, list[Sample]] = {}
             for sample in metric.samples:
                 key = tuple(sorted((k, v) for k, v in sample.labels.items() if k != "le"))

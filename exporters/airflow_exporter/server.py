@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
@@ -17,20 +18,20 @@ from airflow_exporter.collectors.health import MetadataDBHealthCollector
 from airflow_exporter.collectors.pools import PoolCollector
 from airflow_exporter.collectors.task_instances import TaskInstanceCollector
 from airflow_exporter.config import ExporterConfig
-from airflow_exporter.database import import_airflow_models, make_engine, metadata_db_url
+from airflow_exporter.database import make_engine, read_airflow_settings
 from airflow_exporter.http_server import serve_app
 from airflow_exporter.instrumentation import NamedCollector
 from airflow_exporter.scrape import BoundedScrape
 
 
-def db_collectors(engine, config: ExporterConfig) -> list[NamedCollector]:
+def db_collectors(engine, config: ExporterConfig, heartbeat_timeout_seconds: float) -> list[NamedCollector]:
     """In priority order: the series budget cuts from the end of this list first."""
     return [
         ComponentHeartbeatCollector(engine),
         DagCollector(engine),
         DagRunCollector(engine, outcome_window=timedelta(hours=config.outcome_window_hours)),
         PoolCollector(engine),
-        TaskInstanceCollector(engine, heartbeat_timeout_seconds=config.heartbeat_timeout_seconds),
+        TaskInstanceCollector(engine, heartbeat_timeout_seconds=heartbeat_timeout_seconds),
         DeadlineCollector(engine),
         FinishedWorkCollector(
             engine,
@@ -44,11 +45,15 @@ def db_collectors(engine, config: ExporterConfig) -> list[NamedCollector]:
 
 def build_registry(config: ExporterConfig) -> tuple[CollectorRegistry, BoundedScrape]:
     """A private registry with the exporter's collectors; tests build their own the same way."""
-    import_airflow_models()
-    engine = make_engine(config.db_url or metadata_db_url())
+    db_url, heartbeat_timeout = config.db_url, config.heartbeat_timeout_seconds
+    if db_url is None or heartbeat_timeout is None:
+        airflow = read_airflow_settings()
+        db_url = db_url or airflow.sql_alchemy_conn
+        heartbeat_timeout = heartbeat_timeout or airflow.task_instance_heartbeat_timeout
+    engine = make_engine(db_url)
     scrape = BoundedScrape(
         MetadataDBHealthCollector(engine),
-        db_collectors(engine, config),
+        db_collectors(engine, config, heartbeat_timeout),
         deadline_seconds=config.scrape_deadline_seconds,
         cache_seconds=config.snapshot_cache_seconds,
         budget=SeriesBudget(config.series_budget),
@@ -63,4 +68,7 @@ def build_registry(config: ExporterConfig) -> tuple[CollectorRegistry, BoundedSc
 def serve(config: ExporterConfig, port: int) -> None:
     """Serve /metrics and /healthz until SIGTERM or SIGINT."""
     registry, scrape = build_registry(config)
+    # Start-up objects (SQLAlchemy, the HTTP stack) never die: moved out of the collector's generations,
+    # the cyclic GC stops re-scanning them, which otherwise adds 100+ ms pauses to some scrapes.
+    gc.freeze()
     serve_app(make_app(registry, is_healthy=scrape.is_healthy), config, port)

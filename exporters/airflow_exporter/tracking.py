@@ -23,6 +23,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, func, select, tuple_
 
+from airflow_exporter.database import airflow_table
+
 ACTIVE_RUN_STATES = ("queued", "running")
 FINISHED_RUN_STATES = ("success", "failed")
 FINISHED_TI_STATES = ("success", "failed", "skipped", "upstream_failed")
@@ -96,9 +98,7 @@ class FinishedWorkTracker:
         return len(self._tracked)
 
     def poll(self, connection: Connection) -> PollResult:
-        from airflow.models.dagrun import DagRun
-
-        run = DagRun.__table__
+        run = airflow_table(connection.engine, "dag_run")
         columns = (run.c.id, run.c.dag_id, run.c.run_id, run.c.state, run.c.run_type)
         columns += (run.c.run_after, run.c.start_date, run.c.end_date)
         first_poll = self._last_run_id is None
@@ -139,9 +139,7 @@ class FinishedWorkTracker:
 
     @staticmethod
     def _task_instances(connection: Connection, runs: Iterable) -> dict[tuple[str, str], list]:
-        from airflow.models.taskinstance import TaskInstance
-
-        ti = TaskInstance.__table__
+        ti = airflow_table(connection.engine, "task_instance")
         keys = [(row.dag_id, row.run_id) for row in runs]
         rows_by_run: dict[tuple[str, str], list] = {}
         for chunk in _chunks(keys):

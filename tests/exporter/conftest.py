@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
-from airflow_exporter.database import import_airflow_models, make_engine
+from airflow_exporter.database import make_engine
 from airflow_exporter.instrumentation import GuardedCollectors
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, create_engine, delete, insert
@@ -74,7 +74,6 @@ def engine(request: pytest.FixtureRequest, airflow_db) -> Iterator[Engine]:
     """The exporter's (read-only) engine on a freshly emptied DB; seed it through writable(engine)."""
     from airflow.models.dagbundle import DagBundleModel
 
-    import_airflow_models()
     if request.param == "sqlite":
         url = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     else:

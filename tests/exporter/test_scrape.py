@@ -24,7 +24,8 @@ def url_of(engine) -> str:
 
 
 def exporter(engine, **config) -> tuple[CollectorRegistry, BoundedScrape]:
-    return build_registry(ExporterConfig(db_url=url_of(engine), snapshot_cache_seconds=0, **config))
+    config = {"snapshot_cache_seconds": 0, "heartbeat_timeout_seconds": 300, **config}
+    return build_registry(ExporterConfig(db_url=url_of(engine), **config))
 
 
 def test_every_collector_gives_promtool_clean_exposition_for_hostile_ids(engine) -> None:

@@ -11,7 +11,7 @@ import pytest
 from airflow_exporter.app import make_app
 from airflow_exporter.collectors.health import MetadataDBHealthCollector
 from airflow_exporter.config import ExporterConfig
-from airflow_exporter.database import DB_URL_ENV, make_engine, metadata_db_url
+from airflow_exporter.database import make_engine, read_airflow_settings
 from airflow_exporter.instrumentation import GuardedCollectors
 from airflow_exporter.server import build_registry as build_exporter_registry
 from prometheus_client import CollectorRegistry, generate_latest
@@ -28,7 +28,7 @@ def sqlite_url(path: Path) -> str:
 
 def build_registry(url: str):
     """The served exporter's registry with no snapshot cache, so each scrape reads the DB again."""
-    return build_exporter_registry(ExporterConfig(db_url=url, snapshot_cache_seconds=0))
+    return build_exporter_registry(ExporterConfig(db_url=url, snapshot_cache_seconds=0, heartbeat_timeout_seconds=300))
 
 
 UNREACHABLE = [
@@ -201,12 +201,20 @@ def test_an_unknown_path_is_404(path: str) -> None:
 # --- DB URL -----------------------------------------------------------------------------------------------
 
 
-def test_metadata_db_url_prefers_the_exporter_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path / "exporter.db")
-    monkeypatch.setenv(DB_URL_ENV, url)
+def test_airflow_settings_are_read_from_airflow_own_configuration_without_importing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
 
-    assert DB_URL_ENV == "AIRFLOW_OBS_EXPORTER_DB_URL"
-    assert metadata_db_url() == url
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite:////tmp/from-airflow-config.db")
+    monkeypatch.setenv("AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT", "123")
+    imported_before = "airflow.configuration" in sys.modules
+
+    settings = read_airflow_settings()
+
+    assert settings.sql_alchemy_conn == "sqlite:////tmp/from-airflow-config.db"
+    assert settings.task_instance_heartbeat_timeout == 123.0
+    assert ("airflow.configuration" in sys.modules) == imported_before  # read by a child process
 
 
 # --- the command line -------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import Engine, func, select
 
+from airflow_exporter.database import airflow_table, utc_timestamp
+
 # Airflow's job types -> the component names our alerts and dashboards use.
 COMPONENTS = {"SchedulerJob": "scheduler", "TriggererJob": "triggerer", "DagProcessorJob": "dag_processor"}
 
@@ -23,9 +25,7 @@ class ComponentHeartbeatCollector:
         self._engine = engine
 
     def collect(self) -> Iterator[Metric]:
-        from airflow.jobs.job import Job
-
-        job = Job.__table__
+        job = airflow_table(self._engine, "job")
         # Index idx_job_state_heartbeat (state, latest_heartbeat): only running jobs are read.
         query = (
             select(job.c.job_type, func.max(job.c.latest_heartbeat))
@@ -41,5 +41,5 @@ class ComponentHeartbeatCollector:
         )
         for job_type, heartbeat in rows:
             if heartbeat is not None:
-                family.add_metric([COMPONENTS[job_type]], heartbeat.timestamp())
+                family.add_metric([COMPONENTS[job_type]], utc_timestamp(heartbeat))
         yield family

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import Engine, func, select
 
+from airflow_exporter.database import airflow_table, utc_timestamp
+
 ACTIVE_STATES = ("running", "queued")
 FINISHED_STATES = ("success", "failed")
 # How far back the latest outcome is looked for: bounds the query by idx_dag_run_run_after, whatever the history.
@@ -31,10 +33,7 @@ class DagRunCollector:
         self._window = outcome_window
 
     def collect(self) -> Iterator[Metric]:
-        from airflow.models.dag import DagModel
-        from airflow.models.dagrun import DagRun
-
-        run, dag = DagRun.__table__, DagModel.__table__
+        run, dag = airflow_table(self._engine, "dag_run"), airflow_table(self._engine, "dag")
         now = self._clock()
         since = datetime.fromtimestamp(now, UTC) - self._window
         with self._engine.connect() as connection:
@@ -44,11 +43,11 @@ class DagRunCollector:
                 .where(run.c.state.in_(ACTIVE_STATES))
                 .group_by(run.c.dag_id, run.c.state)
             ).all()
-            # idx_dag_run_run_after bounds this to the outcome window.
+            # idx_dag_run_run_after bounds this to the outcome window; the DB returns at most two rows per DAG.
             finished = connection.execute(
-                select(run.c.dag_id, run.c.state, run.c.end_date).where(
-                    run.c.run_after >= since, run.c.state.in_(FINISHED_STATES), run.c.end_date.is_not(None)
-                )
+                select(run.c.dag_id, run.c.state, func.max(run.c.end_date))
+                .where(run.c.run_after >= since, run.c.state.in_(FINISHED_STATES), run.c.end_date.is_not(None))
+                .group_by(run.c.dag_id, run.c.state)
             ).all()
             # The dag table has one row per DAG.
             schedules = connection.execute(
@@ -71,18 +70,20 @@ class DagRunCollector:
         for dag_id, state, count, started in rows:
             runs.add_metric([dag_id, state], float(count))
             if state == "running" and started is not None:
-                oldest.add_metric([dag_id], max(0.0, now - started.timestamp()))
+                oldest.add_metric([dag_id], max(0.0, now - utc_timestamp(started)))
         yield runs
         yield oldest
 
     def _outcome_families(self, rows) -> Iterator[Metric]:
-        latest: dict[str, tuple[datetime, str]] = {}
-        last_success: dict[str, datetime] = {}
+        # One row per (DAG, final state) with that state's latest end: the later of the two is the outcome.
+        latest: dict[str, tuple[float, str]] = {}
+        last_success: dict[str, float] = {}
         for dag_id, state, ended in rows:
-            if dag_id not in latest or ended > latest[dag_id][0]:
-                latest[dag_id] = (ended, state)
-            if state == "success" and (dag_id not in last_success or ended > last_success[dag_id]):
-                last_success[dag_id] = ended
+            end = utc_timestamp(ended)
+            if dag_id not in latest or end > latest[dag_id][0]:
+                latest[dag_id] = (end, state)
+            if state == "success":
+                last_success[dag_id] = end
         failed = GaugeMetricFamily(
             "airflow_dag_last_run_failed",
             "1 if the DAG's latest finished run (within the outcome window) failed, 0 if it succeeded.",
@@ -100,9 +101,9 @@ class DagRunCollector:
         )
         for dag_id, (end, state) in sorted(latest.items()):
             failed.add_metric([dag_id], 1.0 if state == "failed" else 0.0)
-            ended.add_metric([dag_id], end.timestamp())
+            ended.add_metric([dag_id], end)
         for dag_id, end in sorted(last_success.items()):
-            success.add_metric([dag_id], end.timestamp())
+            success.add_metric([dag_id], end)
         yield failed
         yield ended
         yield success
@@ -119,7 +120,7 @@ class DagRunCollector:
             labels=["dag_id"],
         )
         for dag_id, create_after in rows:
-            expected.add_metric([dag_id], create_after.timestamp())
-            late.add_metric([dag_id], max(0.0, now - create_after.timestamp()))
+            expected.add_metric([dag_id], utc_timestamp(create_after))
+            late.add_metric([dag_id], max(0.0, now - utc_timestamp(create_after)))
         yield expected
         yield late

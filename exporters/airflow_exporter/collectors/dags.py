@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import Engine, func, select
 
+from airflow_exporter.database import airflow_table
+
 TEAM_TAG_PREFIX = "team:"
 
 
@@ -25,10 +27,8 @@ class DagCollector:
         self._engine = engine
 
     def collect(self) -> Iterator[Metric]:
-        from airflow.models.dag import DagModel, DagTag
-        from airflow.models.errors import ParseImportError
-
-        dag, tag, errors = DagModel.__table__, DagTag.__table__, ParseImportError.__table__
+        dag, tag = airflow_table(self._engine, "dag"), airflow_table(self._engine, "dag_tag")
+        errors = airflow_table(self._engine, "import_error")
         with self._engine.connect() as connection:
             dags = connection.execute(
                 select(dag.c.dag_id, dag.c.is_paused, dag.c.owners).where(dag.c.is_stale.is_(False))

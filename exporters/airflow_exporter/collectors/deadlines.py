@@ -15,6 +15,7 @@ from prometheus_client.core import Metric
 from sqlalchemy import Engine, select
 
 from airflow_exporter.accumulators import Counters
+from airflow_exporter.database import airflow_table, utc_timestamp
 
 # How late after its deadline_time the scheduler may mark a deadline missed and still be counted.
 MARKING_LAG = timedelta(hours=1)
@@ -33,10 +34,7 @@ class DeadlineCollector:
         self._seen: dict[str, datetime] | None = None
 
     def collect(self) -> Iterator[Metric]:
-        from airflow.models.dagrun import DagRun
-        from airflow.models.deadline import Deadline
-
-        deadline, run = Deadline.__table__, DagRun.__table__
+        deadline, run = airflow_table(self._engine, "deadline"), airflow_table(self._engine, "dag_run")
         since = datetime.fromtimestamp(self._clock(), UTC) - MARKING_LAG
         with self._engine.connect() as connection:
             rows = connection.execute(
@@ -52,12 +50,7 @@ class DeadlineCollector:
                 seen[key] = deadline_time
                 if not baseline:
                     self._misses.add((dag_id,))
-        self._seen = {key: when for key, when in seen.items() if _aware(when) >= since}
+        self._seen = {key: when for key, when in seen.items() if utc_timestamp(when) >= since.timestamp()}
         yield self._misses.family(
             "airflow_dag_deadline_misses", "Deadline Alerts the DAG's runs missed (Airflow 3 deadlines).", ["dag_id"]
         )
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite returns naive UTC datetimes; PostgreSQL returns aware ones.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

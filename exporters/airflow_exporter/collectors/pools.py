@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import Engine, func, select
 
+from airflow_exporter.database import airflow_table
+
 # Slot-holding states. A deferred task holds a slot only in pools with include_deferred.
 SLOT_STATES = ("running", "queued", "scheduled", "deferred")
 
@@ -25,10 +27,7 @@ class PoolCollector:
         self._engine = engine
 
     def collect(self) -> Iterator[Metric]:
-        from airflow.models.pool import Pool
-        from airflow.models.taskinstance import TaskInstance
-
-        pool, ti = Pool.__table__, TaskInstance.__table__
+        pool, ti = airflow_table(self._engine, "slot_pool"), airflow_table(self._engine, "task_instance")
         with self._engine.connect() as connection:
             pools = connection.execute(select(pool.c.pool, pool.c.slots, pool.c.include_deferred)).all()
             usage = connection.execute(

@@ -8,16 +8,10 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import Engine, func, select
 
+from airflow_exporter.database import airflow_table, utc_timestamp
+
 # Unfinished states worth watching. The ti_state index serves `state IN (...)`: only live work is read.
 LIVE_STATES = ("scheduled", "queued", "running", "up_for_retry", "deferred")
-DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 300.0
-
-
-def airflow_heartbeat_timeout() -> float:
-    """Airflow's own threshold, [scheduler] task_instance_heartbeat_timeout, so both agree on "lost"."""
-    from airflow.configuration import conf
-
-    return conf.getfloat("scheduler", "task_instance_heartbeat_timeout", fallback=DEFAULT_HEARTBEAT_TIMEOUT_SECONDS)
 
 
 class TaskInstanceCollector:
@@ -28,7 +22,7 @@ class TaskInstanceCollector:
     def __init__(
         self,
         engine: Engine,
-        heartbeat_timeout_seconds: float | None = None,
+        heartbeat_timeout_seconds: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._engine = engine
@@ -36,11 +30,7 @@ class TaskInstanceCollector:
         self._clock = clock
 
     def collect(self) -> Iterator[Metric]:
-        from airflow.models.taskinstance import TaskInstance
-
-        ti = TaskInstance.__table__
-        if self._heartbeat_timeout is None:
-            self._heartbeat_timeout = airflow_heartbeat_timeout()
+        ti = airflow_table(self._engine, "task_instance")
         now = self._clock()
         with self._engine.connect() as connection:
             # ti_state: bounded by the amount of live work, not by history.
@@ -74,7 +64,7 @@ class TaskInstanceCollector:
         for state, pool, queue, count, queued_since in rows:
             counts.add_metric([state, pool, queue or ""], float(count))
             if state == "queued" and queued_since is not None:
-                oldest.add_metric([pool, queue or ""], max(0.0, now - queued_since.timestamp()))
+                oldest.add_metric([pool, queue or ""], max(0.0, now - utc_timestamp(queued_since)))
         yield counts
         yield oldest
 
@@ -83,11 +73,11 @@ class TaskInstanceCollector:
         lost: dict[str, int] = {}
         for dag_id, task_id, started, heartbeat in rows:
             if started is not None:
-                age = max(0.0, now - started.timestamp())
+                age = max(0.0, now - utc_timestamp(started))
                 oldest[(dag_id, task_id)] = max(age, oldest.get((dag_id, task_id), 0.0))
             # A task that has not heartbeaten yet is judged from its start time.
             last_sign_of_life = heartbeat or started
-            if last_sign_of_life is not None and now - last_sign_of_life.timestamp() > self._heartbeat_timeout:
+            if last_sign_of_life is not None and now - utc_timestamp(last_sign_of_life) > self._heartbeat_timeout:
                 lost[dag_id] = lost.get(dag_id, 0) + 1
         running_age = GaugeMetricFamily(
             "airflow_task_instance_oldest_running_age_seconds",

@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 # Bucket bounds in seconds. A run or task takes seconds to hours; a scheduled run starts within minutes.
-RUN_DURATION_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800)
-TASK_DURATION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
-SCHEDULE_DELAY_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
+# Few buckets on purpose: every bound is one more series per DAG (1,000 DAGs x 10 buckets = 10,000 series).
+RUN_DURATION_BUCKETS = (30, 60, 300, 900, 1800, 3600, 7200, 21600)
+TASK_DURATION_BUCKETS = (1, 10, 30, 60, 300, 900, 1800, 3600)
+SCHEDULE_DELAY_BUCKETS = (5, 30, 60, 300, 900, 3600)
 
 Labels = tuple[str, ...]
 
@@ -25,6 +26,11 @@ class Counters:
 
     def add(self, labels: Labels, amount: float = 1.0) -> None:
         self._values[labels] += amount
+
+    def keep_only(self, dag_ids: set[str]) -> None:
+        """Forget label sets whose first label (the dag_id) is not in `dag_ids`: deleted DAGs disappear."""
+        for labels in [labels for labels in self._values if labels[0] not in dag_ids]:
+            del self._values[labels]
 
     def family(self, name: str, documentation: str, label_names: Sequence[str]) -> CounterMetricFamily:
         family = CounterMetricFamily(name, documentation, labels=list(label_names))
@@ -41,6 +47,12 @@ class Histograms:
         # Per label set: count per bucket (the last one is +Inf) and the sum.
         self._counts: dict[Labels, list[int]] = {}
         self._sums: dict[Labels, float] = defaultdict(float)
+
+    def keep_only(self, dag_ids: set[str]) -> None:
+        """Forget label sets whose first label (the dag_id) is not in `dag_ids`: deleted DAGs disappear."""
+        for labels in [labels for labels in self._counts if labels[0] not in dag_ids]:
+            del self._counts[labels]
+            del self._sums[labels]
 
     def observe(self, labels: Labels, value: float) -> None:
         counts = self._counts.setdefault(labels, [0] * (len(self._bounds) + 1))

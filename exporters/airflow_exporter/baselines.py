@@ -30,6 +30,11 @@ class DurationBaselines:
         self._min_runs = min_runs
         self._samples: dict[Hashable, deque[float]] = {}
 
+    def keep_only(self, dag_ids: set[str]) -> None:
+        """Forget baselines of DAGs not in `dag_ids` (keys are a dag_id or a (dag_id, task_id) pair)."""
+        for key in [key for key in self._samples if (key[0] if isinstance(key, tuple) else key) not in dag_ids]:
+            del self._samples[key]
+
     def observe(self, key: Hashable, seconds: float) -> None:
         self._samples.setdefault(key, deque(maxlen=self._max_runs)).append(seconds)
 

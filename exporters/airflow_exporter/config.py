@@ -40,7 +40,7 @@ class ExporterConfig:
     db_url: str | None = field(default=None, repr=False)
     scrape_deadline_seconds: float = 1.5
     snapshot_cache_seconds: float = 5.0
-    series_budget: int = 20000
+    series_budget: int = 50000
     outcome_window_hours: float = 168.0
     baseline_window_days: float = 14.0
     baseline_max_runs: int = 50

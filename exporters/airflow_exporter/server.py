@@ -29,13 +29,14 @@ def db_collectors(engine, config: ExporterConfig, heartbeat_timeout_seconds: flo
     return [
         ComponentHeartbeatCollector(engine),
         DagCollector(engine),
-        DagRunCollector(engine, outcome_window=timedelta(hours=config.outcome_window_hours)),
+        DagRunCollector(engine),
         PoolCollector(engine),
         TaskInstanceCollector(engine, heartbeat_timeout_seconds=heartbeat_timeout_seconds),
         DeadlineCollector(engine),
         FinishedWorkCollector(
             engine,
             per_task=config.per_task_metrics,
+            outcome_window=timedelta(hours=config.outcome_window_hours),
             baseline_window=timedelta(days=config.baseline_window_days),
             baseline_max_runs=config.baseline_max_runs,
             baseline_min_runs=config.baseline_min_runs,

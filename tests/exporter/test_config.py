@@ -35,7 +35,7 @@ def test_without_file_or_environment_every_setting_has_its_default() -> None:
     assert config == ExporterConfig()
     assert (config.host, config.port, config.db_url) == ("127.0.0.1", None, None)
     assert config.scrape_deadline_seconds == 1.5
-    assert config.series_budget == 20000
+    assert config.series_budget == 50000
     assert (config.baseline_max_runs, config.baseline_min_runs) == (50, 3)
     assert config.per_task_metrics is False
     assert config.heartbeat_timeout_seconds is None

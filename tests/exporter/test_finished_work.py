@@ -71,9 +71,10 @@ def test_a_run_that_starts_and_finishes_between_two_scrapes_is_counted_exactly_o
     assert (
         metric("airflow_task_instances_finished_total", dag_id="etl", task_id="report", state="upstream_failed") == 1.0
     )
-    assert metric("airflow_task_instance_duration_seconds_count", dag_id="etl", state="success") == 1.0
-    assert metric("airflow_task_instance_duration_seconds_bucket", dag_id="etl", state="success", le="10") == 0.0
-    assert metric("airflow_task_instance_duration_seconds_bucket", dag_id="etl", state="success", le="30") == 1.0
+    # Successful tries only: the failed one's 3 s are not a duration sample.
+    assert metric("airflow_task_instance_duration_seconds_count", dag_id="etl") == 1.0
+    assert metric("airflow_task_instance_duration_seconds_bucket", dag_id="etl", le="10") == 0.0
+    assert metric("airflow_task_instance_duration_seconds_bucket", dag_id="etl", le="30") == 1.0
     # Scheduled 10 minutes ago, started 8 minutes ago.
     assert metric("airflow_dag_run_schedule_delay_seconds_sum", dag_id="etl") == 120.0
 
@@ -193,4 +194,50 @@ def test_per_task_mode_labels_task_durations_with_task_id_and_learns_task_baseli
     assert metric("airflow_task_duration_baseline_p50_seconds", dag_id="etl", task_id="load") == 20.0
     seed_run(engine, "etl", "r9", "success", run_after=NOW, start=NOW, end=NOW + MINUTE)
     seed_ti(engine, "etl", "r9", "load", "success", duration=4.0)
-    assert metric("airflow_task_instance_duration_seconds_count", dag_id="etl", task_id="load", state="success") == 1.0
+    assert metric("airflow_task_instance_duration_seconds_count", dag_id="etl", task_id="load") == 1.0
+
+
+def test_a_deleted_dag_disappears_from_the_counters_histograms_and_baselines(engine) -> None:
+    from airflow.models.dag import DagModel
+
+    seed_dag(engine, "etl")
+    seed_dag(engine, "going_away")
+    metric = Scrapes(finished_work(engine, baseline_min_runs=1))
+    metric.scrape()
+    for dag_id in ("etl", "going_away"):
+        seed_run(engine, dag_id, "r", "success", run_after=NOW - 3 * MINUTE, start=NOW - 3 * MINUTE, end=NOW)
+    assert metric("airflow_dag_runs_completed_total", dag_id="going_away", state="success") == 1.0
+
+    with writable(engine).begin() as connection:  # the file is gone: Airflow marks the DAG stale
+        connection.execute(
+            DagModel.__table__.update().where(DagModel.__table__.c.dag_id == "going_away").values(is_stale=True)
+        )
+
+    assert metric("airflow_dag_runs_completed_total", dag_id="going_away", state="success") is None
+    assert metric("airflow_dag_run_duration_seconds_count", dag_id="going_away", state="success") is None
+    assert metric("airflow_dag_run_duration_baseline_p50_seconds", dag_id="going_away") is None
+    assert metric("airflow_dag_last_run_failed", dag_id="going_away") is None
+    assert metric("airflow_dag_runs_completed_total", dag_id="etl", state="success") == 1.0
+
+
+def test_the_latest_outcome_is_seeded_from_the_window_then_follows_each_finished_run(engine) -> None:
+    day = timedelta(days=1)
+    seed_dag(engine, "etl")
+    seed_dag(engine, "only_old")
+    seed_run(engine, "etl", "old", "success", run_after=NOW - 30 * day, end=NOW - 30 * day)  # outside the window
+    seed_run(engine, "etl", "ok", "success", run_after=NOW - 2 * day, end=NOW - 2 * day + 5 * MINUTE)
+    seed_run(engine, "etl", "bad", "failed", run_after=NOW - day, end=NOW - day + 9 * MINUTE)
+    seed_run(engine, "only_old", "x", "success", run_after=NOW - 30 * day, end=NOW - 30 * day)
+    metric = Scrapes(finished_work(engine, outcome_window=timedelta(days=7)))
+
+    assert metric("airflow_dag_last_run_failed", dag_id="etl") == 1.0
+    assert metric("airflow_dag_last_run_end_timestamp_seconds", dag_id="etl") == (NOW - day + 9 * MINUTE).timestamp()
+    assert (
+        metric("airflow_dag_last_success_timestamp_seconds", dag_id="etl") == (NOW - 2 * day + 5 * MINUTE).timestamp()
+    )
+    assert metric("airflow_dag_last_run_failed", dag_id="only_old") is None
+
+    seed_run(engine, "etl", "fixed", "success", run_after=NOW - MINUTE, start=NOW - MINUTE, end=NOW)
+
+    assert metric("airflow_dag_last_run_failed", dag_id="etl") == 0.0
+    assert metric("airflow_dag_last_success_timestamp_seconds", dag_id="etl") == NOW.timestamp()

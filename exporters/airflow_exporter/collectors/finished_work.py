@@ -1,4 +1,4 @@
-"""Finished work as counters and histograms, plus the learned duration baselines.
+"""Finished work: each DAG's latest outcome, counters and histograms, and the learned duration baselines.
 
 Everything here is fed by FinishedWorkTracker events (see tracking.py for why no query rescans history).
 The counters start at zero when the exporter starts, as any Prometheus counter does after a restart.
@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client.core import Metric
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from airflow_exporter.accumulators import (
     RUN_DURATION_BUCKETS,
@@ -21,6 +21,8 @@ from airflow_exporter.accumulators import (
     Histograms,
 )
 from airflow_exporter.baselines import DurationBaselines, seed_dag_baselines, seed_task_baselines
+from airflow_exporter.database import airflow_table, utc_timestamp
+from airflow_exporter.outcomes import LatestOutcomes
 from airflow_exporter.tracking import FinishedWorkTracker, PollResult
 
 
@@ -38,6 +40,7 @@ class FinishedWorkCollector:
         engine: Engine,
         *,
         per_task: bool = False,
+        outcome_window: timedelta = timedelta(days=7),
         baseline_window: timedelta = timedelta(days=14),
         baseline_max_runs: int = 50,
         baseline_min_runs: int = 3,
@@ -45,10 +48,12 @@ class FinishedWorkCollector:
     ) -> None:
         self._engine = engine
         self._per_task = per_task
+        self._outcome_window = outcome_window
         self._baseline_window = baseline_window
         self._clock = clock
         self._tracker = FinishedWorkTracker()
         self._seeded = False
+        self._outcomes = LatestOutcomes()
         self._runs_completed = Counters()
         self._tasks_finished = Counters()
         self._retries = Counters()
@@ -61,16 +66,30 @@ class FinishedWorkCollector:
     def collect(self) -> Iterator[Metric]:
         with self._engine.connect() as connection:
             if not self._seeded:
-                since = datetime.fromtimestamp(self._clock(), UTC) - self._baseline_window
-                seed_dag_baselines(connection, self._dag_baselines, since)
+                now = datetime.fromtimestamp(self._clock(), UTC)
+                self._outcomes.seed(connection, now - self._outcome_window)
+                seed_dag_baselines(connection, self._dag_baselines, now - self._baseline_window)
                 if self._per_task:
-                    seed_task_baselines(connection, self._task_baselines, since)
+                    seed_task_baselines(connection, self._task_baselines, now - self._baseline_window)
                 self._seeded = True
             self._record(self._tracker.poll(connection))
+            # One row per DAG: series of DAGs deleted (or gone stale) since disappear.
+            dag = airflow_table(self._engine, "dag")
+            live = set(connection.execute(select(dag.c.dag_id).where(dag.c.is_stale.is_(False))).scalars())
+        for accumulator in self._accumulators():
+            accumulator.keep_only(live)
         yield from self._families()
+
+    def _accumulators(self):
+        yield self._outcomes
+        yield from (self._runs_completed, self._tasks_finished, self._retries)
+        yield from (self._run_durations, self._schedule_delays, self._task_durations)
+        yield from (self._dag_baselines, self._task_baselines)
 
     def _record(self, events: PollResult) -> None:
         for run in events.finished_runs:
+            if run.end_date is not None:
+                self._outcomes.record(run.dag_id, run.state, utc_timestamp(run.end_date))
             self._runs_completed.add((run.dag_id, run.state))
             if (duration := run.duration_seconds) is not None:
                 self._run_durations.observe((run.dag_id, run.state), duration)
@@ -80,15 +99,17 @@ class FinishedWorkCollector:
                 self._schedule_delays.observe((run.dag_id,), delay)
         for task in events.finished_tasks:
             self._tasks_finished.add((task.dag_id, task.task_id, task.state))
-            if task.duration_seconds is not None:
-                labels = (task.dag_id, task.task_id, task.state) if self._per_task else (task.dag_id, task.state)
+            # Durations of successful tries only: a failure's duration says little, and it would double the series.
+            if task.duration_seconds is not None and task.state == "success":
+                labels = (task.dag_id, task.task_id) if self._per_task else (task.dag_id,)
                 self._task_durations.observe(labels, task.duration_seconds)
-                if self._per_task and task.state == "success":
+                if self._per_task:
                     self._task_baselines.observe((task.dag_id, task.task_id), task.duration_seconds)
         for retry in events.retries:
             self._retries.add((retry.dag_id, retry.task_id), retry.tries)
 
     def _families(self) -> Iterator[Metric]:
+        yield from self._outcomes.families()
         yield self._runs_completed.family(
             "airflow_dag_runs_completed", "DAG runs that finished, by final state.", ["dag_id", "state"]
         )
@@ -110,9 +131,10 @@ class FinishedWorkCollector:
             "Tries beyond the first (automatic retries and manual clears), counted when they are scheduled.",
             ["dag_id", "task_id"],
         )
-        task_labels = ["dag_id", "task_id", "state"] if self._per_task else ["dag_id", "state"]
         yield self._task_durations.family(
-            "airflow_task_instance_duration_seconds", "Duration of finished task instances.", task_labels
+            "airflow_task_instance_duration_seconds",
+            "Duration of successful task instances.",
+            ["dag_id", "task_id"] if self._per_task else ["dag_id"],
         )
         yield from self._dag_baselines.families("airflow_dag_run", "DAG", ["dag_id"])
         if self._per_task:

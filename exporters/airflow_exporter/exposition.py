@@ -35,6 +35,8 @@ class _One:
 
 
 def _escape_value(value: str) -> str:
+    if "\\" not in value and "\n" not in value and '"' not in value:  # nearly always: no copy needed
+        return value
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
@@ -42,11 +44,10 @@ def _renders_fast(metric: Metric) -> bool:
     if not _CLASSIC_NAME.match(metric.name):
         return False
     suffixed = tuple(metric.name + suffix for suffix in _OPENMETRICS_ONLY_SUFFIXES)
-    label_names: set[str] = set()
-    for sample in metric.samples:
-        if sample.name.startswith(suffixed) or not _CLASSIC_NAME.match(sample.name):
-            return False
-        label_names.update(sample.labels)
+    sample_names = {sample.name for sample in metric.samples}
+    if any(name.startswith(suffixed) or not _CLASSIC_NAME.match(name) for name in sample_names):
+        return False
+    label_names = {name for keys in {tuple(sample.labels) for sample in metric.samples} for name in keys}
     return all(_CLASSIC_NAME.match(name) for name in label_names)
 
 
@@ -55,15 +56,22 @@ def _render_fast(metric: Metric, out: list[str]) -> None:
     name = metric.name + suffix
     documentation = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
     out.append(f"# HELP {name} {documentation}\n# TYPE {name} {kind}\n")
+    keys: tuple[str, ...] = ()
+    ordered: list[str] = []
     for sample in metric.samples:
         labels = sample.labels
         if labels:
-            pairs = ",".join(f'{key}="{_escape_value(labels[key])}"' for key in sorted(labels))
+            if tuple(labels) != keys:  # samples of a family share their label names: sort them once
+                keys = tuple(labels)
+                ordered = sorted(labels)
+            pairs = ",".join([f'{key}="{_escape_value(labels[key])}"' for key in ordered])
             head = f"{sample.name}{{{pairs}}}"
         else:
             head = sample.name
-        timestamp = "" if sample.timestamp is None else f" {int(float(sample.timestamp) * 1000):d}"
-        out.append(f"{head} {floatToGoString(sample.value)}{timestamp}\n")
+        if sample.timestamp is None:
+            out.append(f"{head} {floatToGoString(sample.value)}\n")
+        else:
+            out.append(f"{head} {floatToGoString(sample.value)} {int(float(sample.timestamp) * 1000):d}\n")
 
 
 def render_text(metrics: Iterable[Metric]) -> bytes:

@@ -114,6 +114,8 @@ class BoundedScrape:
 
 def _with_cache_note(run: CollectorRun, cache_seconds: float) -> CollectorRun:
     if cache_seconds > 0:
+        note = f" Snapshot: may be up to {cache_seconds:g}s old."
         for metric in run.metrics:
-            metric.documentation += f" Snapshot: may be up to {cache_seconds:g}s old."
+            if not metric.documentation.endswith(note):  # a collector may hand back the same family again
+                metric.documentation += note
     return run

@@ -25,6 +25,9 @@ class DagCollector:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        # The rows and families of the last scrape: DAGs change rarely, so most scrapes reuse the families.
+        self._last_rows: tuple | None = None
+        self._last_families: list[Metric] = []
 
     def collect(self) -> Iterator[Metric]:
         dag, tag = airflow_table(self._engine, "dag"), airflow_table(self._engine, "dag_tag")
@@ -39,7 +42,13 @@ class DagCollector:
                 .where(dag.c.is_stale.is_(False))
             ).all()
             error_rows = connection.execute(select(errors.c.filename, func.count()).group_by(errors.c.filename)).all()
+        rows = (dags, tag_rows, error_rows)
+        if rows != self._last_rows:
+            self._last_rows, self._last_families = rows, list(self._families(dags, tag_rows, error_rows))
+        yield from self._last_families
 
+    @staticmethod
+    def _families(dags, tag_rows, error_rows) -> Iterator[Metric]:
         tags: dict[str, list[str]] = defaultdict(list)
         for dag_id, name in tag_rows:
             tags[dag_id].append(name)

@@ -62,6 +62,9 @@ class FinishedWorkCollector:
         self._task_durations = Histograms(TASK_DURATION_BUCKETS)
         self._dag_baselines = DurationBaselines(baseline_max_runs, baseline_min_runs)
         self._task_baselines = DurationBaselines(baseline_max_runs, baseline_min_runs)
+        # The families of the last scrape, reused while nothing finished and no DAG left: most scrapes.
+        self._families_cache: list[Metric] | None = None
+        self._live: set[str] = set()
 
     def collect(self) -> Iterator[Metric]:
         with self._engine.connect() as connection:
@@ -72,13 +75,18 @@ class FinishedWorkCollector:
                 if self._per_task:
                     seed_task_baselines(connection, self._task_baselines, now - self._baseline_window)
                 self._seeded = True
-            self._record(self._tracker.poll(connection))
+            events = self._tracker.poll(connection)
             # One row per DAG: series of DAGs deleted (or gone stale) since disappear.
             dag = airflow_table(self._engine, "dag")
             live = set(connection.execute(select(dag.c.dag_id).where(dag.c.is_stale.is_(False))).scalars())
-        for accumulator in self._accumulators():
-            accumulator.keep_only(live)
-        yield from self._families()
+        changed = events.finished_runs or events.finished_tasks or events.retries or live != self._live
+        if changed or self._families_cache is None:
+            self._record(events)
+            for accumulator in self._accumulators():
+                accumulator.keep_only(live)
+            self._live = live
+            self._families_cache = list(self._families())
+        yield from self._families_cache
 
     def _accumulators(self):
         yield self._outcomes

@@ -1,0 +1,73 @@
+"""Every URL the toolkit puts in a message: one function per link, so each format lives in one place.
+
+The Airflow 3 UI's task-instance page opens on the try's log:
+`{airflow}/dags/{dag_id}/runs/{run_id}/tasks/{task_id}[/mapped/{map_index}]?try_number={n}`.
+Ids are percent-encoded as path segments (a manual run_id holds `:` and `+`).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlencode
+
+from observability.settings import PluginSettings
+
+# The Grafana dashboard every DAG link opens ([6/7] generates it with this uid and variable).
+DAG_DASHBOARD_UID = "airflow-dag"
+DAG_DASHBOARD_VARIABLE = "var-dag_id"
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def dag_url(settings: PluginSettings, dag_id: str) -> str:
+    return f"{settings.airflow_url}/dags/{_segment(dag_id)}"
+
+
+def dag_run_url(settings: PluginSettings, dag_id: str, run_id: str) -> str:
+    return f"{dag_url(settings, dag_id)}/runs/{_segment(run_id)}"
+
+
+def task_log_url(
+    settings: PluginSettings, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
+) -> str:
+    """The task instance's log for one try; a mapped task's instance is addressed by its map index."""
+    url = f"{dag_run_url(settings, dag_id, run_id)}/tasks/{_segment(task_id)}"
+    if map_index >= 0:
+        url += f"/mapped/{map_index}"
+    return f"{url}?{urlencode({'try_number': try_number})}"
+
+
+def dag_dashboard_url(settings: PluginSettings, dag_id: str) -> str:
+    return f"{settings.grafana_url}/d/{DAG_DASHBOARD_UID}?{urlencode({DAG_DASHBOARD_VARIABLE: dag_id})}"
+
+
+def trace_url(settings: PluginSettings, trace_id: str) -> str:
+    # The template may hold JSON (Grafana Explore's `left=`): substitute, then encode only what a URL cannot carry.
+    url = settings.trace_url_template.replace("{grafana_url}", settings.grafana_url).replace("{trace_id}", trace_id)
+    return quote(url, safe=":/?&=%#,")
+
+
+def runbook_url(settings: PluginSettings, alert_name: str) -> str:
+    return f"{settings.runbook_base_url}/{_segment(alert_name)}.md"
+
+
+def links_for_task(
+    settings: PluginSettings,
+    *,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    try_number: int,
+    map_index: int,
+    trace_id: str,
+    runbook: str,
+) -> dict[str, str]:
+    """The links every task notification carries, by name (the Slack buttons and the webhook's `links`)."""
+    return {
+        "log": task_log_url(settings, dag_id, run_id, task_id, try_number, map_index),
+        "dashboard": dag_dashboard_url(settings, dag_id),
+        "trace": trace_url(settings, trace_id),
+        "runbook": runbook_url(settings, runbook),
+    }
+

@@ -1,0 +1,191 @@
+"""Every setting of the plugin, read in one place from AIRFLOW_OBS_* variables, with documented defaults.
+
+A bad value fails at plugin load with the variable, the value and what was expected (never a silent
+fallback): a typo in a notification setting must not turn into alerts that quietly go nowhere.
+Secrets are not settings: Slack, SMTP and webhook credentials live in Airflow connections, which
+the settings only name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class SettingsError(ValueError):
+    """A plugin setting has a value the plugin cannot use."""
+
+
+def _url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("an http(s) URL such as https://airflow.example.com")
+    return raw.rstrip("/")
+
+
+def _number(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not low < value <= high:
+            raise ValueError(f"a number of seconds > {low:g} and <= {high:g}")
+        return value
+
+    return parse
+
+
+def _count(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        if not raw.strip().isdigit() or not low <= int(raw) <= high:
+            raise ValueError(f"a whole number from {low} to {high}")
+        return int(raw)
+
+    return parse
+
+
+def _flag(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError("true or false")
+    return lowered in ("true", "1", "yes")
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in options:
+            raise ValueError(f"one of {', '.join(options)}")
+        return raw
+
+    return parse
+
+
+def _trace_template(raw: str) -> str:
+    if "{trace_id}" not in raw:
+        raise ValueError("a URL template containing {trace_id} (and optionally {grafana_url})")
+    return raw
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _emails(raw: str) -> tuple[str, ...]:
+    addresses = tuple(address.strip() for address in raw.split(",") if address.strip())
+    if any("@" not in address for address in addresses):
+        raise ValueError("comma-separated email addresses")
+    return addresses
+
+
+def _observability_home() -> Path:
+    return Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow")) / "observability"
+
+
+# Grafana's Explore view on the trace store (Tempo in the compose stack), opened on one trace.
+DEFAULT_TRACE_URL_TEMPLATE = (
+    '{grafana_url}/explore?left={{"datasource":"tempo","queries":[{{"refId":"A","query":"{trace_id}"}}]}}'
+)
+
+
+@dataclass(frozen=True)
+class Setting:
+    env_var: str
+    default: str
+    parse: Callable[[str], Any]
+    meaning: str
+
+
+# field name -> how it is read. The README's plugin table is checked against this.
+SETTINGS: dict[str, Setting] = {
+    "airflow_url": Setting(
+        "AIRFLOW_OBS_AIRFLOW_URL", "http://127.0.0.1:8080", _url, "Airflow UI base URL in every link"
+    ),
+    "grafana_url": Setting("AIRFLOW_OBS_GRAFANA_URL", "http://127.0.0.1:3000", _url, "Grafana base URL in links"),
+    "runbook_base_url": Setting(
+        "AIRFLOW_OBS_RUNBOOK_BASE_URL",
+        "https://github.com/airflow-obs/airflow-observability/blob/main/runbooks",
+        _url,
+        "where runbooks/<Alert>.md are published",
+    ),
+    "trace_url_template": Setting(
+        "AIRFLOW_OBS_TRACE_URL_TEMPLATE", DEFAULT_TRACE_URL_TEMPLATE, _trace_template, "link to one trace"
+    ),
+    "traces_file": Setting(
+        "AIRFLOW_OBS_TRACES_FILE",
+        "",
+        _text,
+        "JSONL file for spans when no OTLP endpoint is set (default: under AIRFLOW_HOME)",
+    ),
+    "spool_dir": Setting(
+        "AIRFLOW_OBS_SPOOL_DIR", "", _text, "undeliverable notifications wait here (default: under AIRFLOW_HOME)"
+    ),
+    "notify_timeout_seconds": Setting(
+        "AIRFLOW_OBS_NOTIFY_TIMEOUT_SECONDS", "5", _number(0, 60), "most time one notification may add to a task"
+    ),
+    "notify_max_attempts": Setting(
+        "AIRFLOW_OBS_NOTIFY_MAX_ATTEMPTS", "3", _count(1, 10), "delivery attempts (5xx, 429) before spooling"
+    ),
+    "notify_on_retry": Setting(
+        "AIRFLOW_OBS_NOTIFY_ON_RETRY", "false", _flag, "also send an info message when a task will be retried"
+    ),
+    "slack_conn_id": Setting(
+        "AIRFLOW_OBS_SLACK_CONN_ID", "obs_slack", _text, "Slack incoming-webhook connection ('' to disable)"
+    ),
+    "smtp_conn_id": Setting("AIRFLOW_OBS_SMTP_CONN_ID", "obs_smtp", _text, "SMTP connection ('' to disable)"),
+    "email_to": Setting("AIRFLOW_OBS_EMAIL_TO", "", _emails, "recipients of email notifications (none: no email)"),
+    "webhook_conn_id": Setting(
+        "AIRFLOW_OBS_WEBHOOK_CONN_ID", "obs_webhook", _text, "generic JSON webhook connection ('' to disable)"
+    ),
+    "log_format": Setting("AIRFLOW_OBS_LOG_FORMAT", "json", _choice("json", "text"), "the toolkit's own log lines"),
+}
+
+
+@dataclass(frozen=True)
+class PluginSettings:
+    airflow_url: str
+    grafana_url: str
+    runbook_base_url: str
+    trace_url_template: str
+    traces_file: str
+    spool_dir: str
+    notify_timeout_seconds: float
+    notify_max_attempts: int
+    notify_on_retry: bool
+    slack_conn_id: str
+    smtp_conn_id: str
+    email_to: tuple[str, ...]
+    webhook_conn_id: str
+    log_format: str
+
+    @property
+    def traces_path(self) -> Path:
+        return Path(self.traces_file) if self.traces_file else _observability_home() / "traces.jsonl"
+
+    @property
+    def spool_path(self) -> Path:
+        return Path(self.spool_dir) if self.spool_dir else _observability_home() / "spool"
+
+
+def read_settings(environ: Mapping[str, str] = os.environ) -> PluginSettings:
+    """Parse every setting; the first bad one raises SettingsError naming its variable."""
+    values: dict[str, Any] = {}
+    for name, setting in SETTINGS.items():
+        # Set but empty counts as set: that is how a connection id is switched off.
+        raw = environ.get(setting.env_var, setting.default)
+        try:
+            values[name] = setting.parse(raw)
+        except ValueError as reason:
+            raise SettingsError(f"{setting.env_var}={raw!r}: expected {reason}") from None
+    return PluginSettings(**values)
+
+
+@cache
+def settings() -> PluginSettings:
+    """The process's settings, read once (at plugin load)."""
+    return read_settings()

@@ -87,6 +87,46 @@ def _cmd_source_api(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stack_traces_hint() -> str:
+    """Where the local stack keeps its spans: its Airflow has its own AIRFLOW_HOME, which a shell usually lacks."""
+    try:
+        stack_file = load_settings().airflow_home / "observability" / "traces.jsonl"
+    except SettingsError:
+        return ""
+    return f"; the local stack's spans are in {stack_file}: add --file {stack_file}" if stack_file.is_file() else ""
+
+
+def _cmd_trace(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from observability.settings import SettingsError as PluginSettingsError
+    from observability.settings import settings
+    from observability.trace_store import read_spans, run_traces
+    from observability.waterfall import render_waterfall
+
+    try:
+        path = Path(args.file) if args.file else settings().traces_path
+    except PluginSettingsError as exc:
+        print(f"airflow-obs trace: {exc}", file=sys.stderr)
+        return 2
+    if not path.is_file():
+        print(
+            f"airflow-obs trace: no trace file at {path} (spans are written there when no OTEL_EXPORTER_OTLP_ENDPOINT"
+            f" is set; AIRFLOW_OBS_TRACES_FILE or --file names another){_stack_traces_hint()}",
+            file=sys.stderr,
+        )
+        return 1
+    traces = run_traces(read_spans(path), args.dag_id, args.run_id)
+    if not traces:
+        wanted = f"dag_id={args.dag_id!r} run_id={args.run_id!r}"
+        print(f"airflow-obs trace: no spans of {wanted} in {path}", file=sys.stderr)
+        return 1
+    # A run cleared under Airflow's tracing has one trace per clear: oldest first.
+    ordered = sorted(traces.values(), key=lambda spans: min(span.start_time_unix_nano for span in spans))
+    print("\n\n".join(render_waterfall(spans) for spans in ordered))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="airflow-obs", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -111,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     source_api = commands.add_parser("source-api", help="serve the orders source service the ETL DAG extracts from")
     source_api.add_argument("--host", default=LOOPBACK)
     source_api.add_argument("--port", type=int, default=0, help="default: AIRFLOW_OBS_SOURCE_API_PORT")
+
+    trace = commands.add_parser("trace", help="print one DAG run's trace as a waterfall, from the local JSONL store")
+    trace.add_argument("dag_id")
+    trace.add_argument("run_id")
+    trace.add_argument("--file", help="JSONL span file (default: AIRFLOW_OBS_TRACES_FILE, else under AIRFLOW_HOME)")
     return parser
 
 
@@ -122,6 +167,7 @@ HANDLERS = {
     "exporter": _cmd_exporter,
     "capture": _cmd_capture,
     "source-api": _cmd_source_api,
+    "trace": _cmd_trace,
 }
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import secrets
 from urllib.parse import quote
 
 from dag_suite import connections
 from dag_suite.warehouse import sqlite_conn_uri
+from observability.settings import SETTINGS as PLUGIN_SETTINGS
 
 from local_stack.secrets import (
     AIRFLOW_USERS,
     airflow_internal_secrets,
     airflow_passwords_file,
     ensure_airflow_passwords,
+    ensure_secret,
     postgres_password,
 )
 from local_stack.settings import LOOPBACK, REPO_ROOT, StackSettings
@@ -57,6 +60,31 @@ def connection_env(settings: StackSettings) -> dict[str, str]:
     return {f"AIRFLOW_CONN_{conn_id.upper()}": url for conn_id, url in urls.items()}
 
 
+def notification_env(settings: StackSettings) -> dict[str, str]:
+    """The plugin's Slack, SMTP and webhook connections, pointing at the stack's captures, and the recipients.
+
+    URI form (supervisord cannot pass a double quote, so no JSON). The Slack token and the webhook's HMAC
+    key are generated once into the secrets folder: even locally, no credential is a committed constant.
+    """
+    folder = settings.secrets_dir
+    token = ensure_secret(folder / "obs_slack_webhook_token", lambda: secrets.token_hex(12))
+    hmac_key = ensure_secret(folder / "obs_webhook_hmac_key", lambda: secrets.token_urlsafe(32))
+    slack_url = f"{settings.url('slack_capture')}/services/T0LOCAL00/B0LOCAL00/{token}"
+    smtp_options = "disable_tls=true&disable_ssl=true&from_email=airflow-obs%40localhost&timeout=5&retry_limit=0"
+    urls = {
+        # The slack provider takes a whole webhook URL as the password of a `slackwebhook` connection.
+        PLUGIN_SETTINGS["slack_conn_id"].default: f"slackwebhook://:{quote(slack_url, safe='')}@",
+        PLUGIN_SETTINGS["smtp_conn_id"].default: f"smtp://{LOOPBACK}:{settings.ports['smtp_capture']}?{smtp_options}",
+        # The password keys the X-Airflow-Obs-Signature HMAC; the path is the capture's.
+        PLUGIN_SETTINGS["webhook_conn_id"].default: (
+            f"http://:{quote(hmac_key, safe='')}@{LOOPBACK}:{settings.ports['webhook_capture']}/airflow-obs"
+        ),
+    }
+    env = {f"AIRFLOW_CONN_{conn_id.upper()}": url for conn_id, url in urls.items()}
+    env["AIRFLOW_OBS_EMAIL_TO"] = settings.endpoints.smtp_to
+    return env
+
+
 def airflow_env(settings: StackSettings) -> dict[str, str]:
     """Airflow settings as AIRFLOW__SECTION__KEY variables, so no airflow.cfg needs editing."""
     api_url = settings.url("airflow")
@@ -87,6 +115,7 @@ def airflow_env(settings: StackSettings) -> dict[str, str]:
         "AIRFLOW_OBS_DATA_DIR": str(settings.data_dir),
     }
     env.update(connection_env(settings))
+    env.update(notification_env(settings))
     env.update(airflow_internal_secrets(settings))
     return env
 

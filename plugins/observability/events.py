@@ -22,6 +22,26 @@ def _team(tags: Any) -> str:
     return ""
 
 
+def _from_dag_model(obj: Any) -> tuple[str, str]:
+    """(owner, team) from the DagModel row of an ORM TaskInstance or DagRun that came without its DAG.
+
+    The api-server hands listeners TaskInstances loaded without their task ("mark failed"); reading the
+    relationship may hit the database or find the row detached, so any error means "unknown".
+    """
+    try:
+        dag_model = getattr(obj, "dag_model", None)
+        if dag_model is None:
+            return "", ""
+        return str(getattr(dag_model, "owners", "") or ""), _team(getattr(dag_model, "tags", None))
+    except Exception:
+        return "", ""
+
+
+def _state_text(state: Any, default: str = "unknown") -> str:
+    # An enum state's value: the Task SDK's TaskInstanceState is a plain (str, Enum) whose str() is its name.
+    return str(getattr(state, "value", state) or default)
+
+
 def _seconds_between(start: datetime | None, end: datetime | None) -> float | None:
     if start is None or end is None:
         return None
@@ -72,6 +92,9 @@ class TaskEvent:
     def from_task_instance(cls, ti: Any, state: str | None = None, error: BaseException | str | None = None):
         task = getattr(ti, "task", None)
         dag = getattr(task, "dag", None)
+        owner, team = str(getattr(task, "owner", "") or ""), _team(getattr(dag, "tags", None))
+        if task is None:
+            owner, team = _from_dag_model(ti)
         return cls(
             dag_id=str(ti.dag_id),
             run_id=str(ti.run_id),
@@ -79,9 +102,9 @@ class TaskEvent:
             map_index=int(getattr(ti, "map_index", -1) if getattr(ti, "map_index", None) is not None else -1),
             try_number=int(getattr(ti, "try_number", 0) or 0),
             max_tries=int(getattr(ti, "max_tries", 0) or 0),
-            state=str(state or getattr(ti, "state", None) or "unknown"),
-            owner=str(getattr(task, "owner", "") or ""),
-            team=_team(getattr(dag, "tags", None)),
+            state=_state_text(state or getattr(ti, "state", None)),
+            owner=owner,
+            team=team,
             pool=str(getattr(ti, "pool", None) or getattr(task, "pool", "") or ""),
             queue=str(getattr(ti, "queue", None) or getattr(task, "queue", "") or ""),
             hostname=str(getattr(ti, "hostname", "") or ""),
@@ -117,13 +140,16 @@ class DagRunEvent:
     @classmethod
     def from_dag_run(cls, dag_run: Any, state: str | None = None, msg: str | None = None):
         dag = getattr(dag_run, "dag", None)
+        owner, team = str(getattr(dag, "owner", "") or ""), _team(getattr(dag, "tags", None))
+        if dag is None:
+            owner, team = _from_dag_model(dag_run)
         return cls(
             dag_id=str(dag_run.dag_id),
             run_id=str(dag_run.run_id),
-            state=str(state or getattr(dag_run, "state", None) or "unknown"),
-            run_type=str(getattr(dag_run, "run_type", "") or ""),
-            owner=str(getattr(dag, "owner", "") or ""),
-            team=_team(getattr(dag, "tags", None)),
+            state=_state_text(state or getattr(dag_run, "state", None)),
+            run_type=_state_text(getattr(dag_run, "run_type", None), default=""),
+            owner=owner,
+            team=team,
             start_date=getattr(dag_run, "start_date", None),
             end_date=getattr(dag_run, "end_date", None),
             error=_short_error(msg),

@@ -70,4 +70,3 @@ def links_for_task(
         "trace": trace_url(settings, trace_id),
         "runbook": runbook_url(settings, runbook),
     }
-

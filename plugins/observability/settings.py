@@ -87,9 +87,10 @@ def _observability_home() -> Path:
     return Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow")) / "observability"
 
 
-# Grafana's Explore view on the trace store (Tempo in the compose stack), opened on one trace.
+# Grafana's Explore view on the trace store (Tempo in the compose stack), opened on one trace. Placeholders are
+# replaced literally (links.trace_url), so the JSON's braces are written as they are.
 DEFAULT_TRACE_URL_TEMPLATE = (
-    '{grafana_url}/explore?left={{"datasource":"tempo","queries":[{{"refId":"A","query":"{trace_id}"}}]}}'
+    '{grafana_url}/explore?left={"datasource":"tempo","queries":[{"refId":"A","query":"{trace_id}"}]}'
 )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 from observability.links import dag_dashboard_url, runbook_url, task_log_url, trace_url
@@ -72,5 +72,9 @@ def test_dashboard_trace_and_runbook_links() -> None:
     assert dashboard.path == "/d/airflow-dag" and parse_qs(dashboard.query) == {"var-dag_id": ["a dag&b"]}
     trace = trace_url(settings, "0af7651916cd43dd8448eb211c80319c")
     assert trace.startswith("https://grafana.example.com/explore?left=") and "0af7651916cd43dd8448eb211c80319c" in trace
-    assert " " not in trace and '"' not in trace
+    assert " " not in trace and '"' not in trace and "%7B%7B" not in trace  # no doubled braces
+    assert unquote(trace) == (
+        'https://grafana.example.com/explore?left={"datasource":"tempo","queries":'
+        '[{"refId":"A","query":"0af7651916cd43dd8448eb211c80319c"}]}'
+    )
     assert runbook_url(settings, "AirflowTaskFailed") == "https://docs/rb/AirflowTaskFailed.md"

@@ -326,6 +326,16 @@ TABLE = [
         "airflow_obs_stack_health_latency_seconds",
         {"component": "prometheus"},
     ),
+    (
+        "airflow.obs.task.finished,dag_id=etl_orders,task_id=load,owner=data-eng,team=data-platform,state=failed:1|c",
+        "airflow_obs_task_finished_total",
+        {"dag_id": "etl_orders", "task_id": "load", "owner": "data-eng", "team": "data-platform", "state": "failed"},
+    ),
+    (
+        "airflow.obs.dag_run.duration,dag_id=etl_orders,run_type=scheduled,owner=a,team=b,state=success:61000|ms",
+        "airflow_obs_dag_run_duration_seconds",
+        {"dag_id": "etl_orders", "run_type": "scheduled", "owner": "a", "team": "b", "state": "success"},
+    ),
     # The catch-all keeps the rest visible, one name per type, the StatsD name as a label, tags kept.
     (
         "airflow.serde.load_serializers:3.2|ms",

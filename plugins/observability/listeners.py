@@ -1,0 +1,142 @@
+"""Airflow listener hooks: every task try and DAG run state change, handed to the metrics, logs and traces sinks.
+
+Where they fire (Airflow 3.3):
+- task hooks in the task runner, with a RuntimeTaskInstance (the worker side, and dag.test());
+- task hooks in the api-server, with an ORM TaskInstance and previous_state None, when someone sets a state
+  through the UI or REST API ("mark failed"); in the scheduler when it fails a try the runner could not report;
+- DAG-run hooks in the scheduler, and in the api-server when a run's state is set by hand.
+
+Telemetry never changes a task's outcome: each sink runs under its own guard, so one failing sink does not
+stop the others, and its exception is logged once per sink and exception type (not once per event: a broken
+sink would otherwise flood every task log).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from airflow.listeners import hookimpl
+
+from observability import logs, metrics
+from observability.events import DagRunEvent, TaskEvent
+
+log = logging.getLogger(__name__)
+
+_reported: set[tuple[str, str]] = set()
+_reported_lock = threading.Lock()
+
+
+def _tracing() -> ModuleType:
+    # Imported on first use, under the traces sink's guard: if tracing cannot even be imported, metrics
+    # and logs go on and the plugin still loads.
+    from observability import tracing
+
+    return tracing
+
+
+def _task_sinks() -> dict[str, Callable[[TaskEvent], None]]:
+    # Looked up on every event, so a sink function can be swapped (tests) or finished later.
+    return {
+        "metrics": metrics.record_task_event,
+        "logs": logs.record_task_event,
+        "traces": lambda event: _tracing().record_task_event(event),
+    }
+
+
+def _dag_run_sinks() -> dict[str, Callable[[DagRunEvent], None]]:
+    return {
+        "metrics": metrics.record_dag_run_event,
+        "logs": logs.record_dag_run_event,
+        "traces": lambda event: _tracing().record_dag_run_event(event),
+    }
+
+
+def _report(where: str, exc: BaseException) -> None:
+    key = (where, type(exc).__name__)
+    with _reported_lock:
+        first = key not in _reported
+        _reported.add(key)
+    try:
+        if first:
+            log.warning(
+                "observability %s failed (%s); telemetry goes on without it, and further %s errors from it "
+                "are not logged again in this process",
+                where,
+                type(exc).__name__,
+                type(exc).__name__,
+                exc_info=exc,
+            )
+        else:
+            log.debug("observability %s failed again (%s)", where, type(exc).__name__)
+    except Exception:  # noqa: S110  (the log itself failing must not reach Airflow either)
+        pass
+
+
+def _fan_out(build: Callable[[], Any], sinks: Callable[[], dict[str, Callable[[Any], None]]], kind: str) -> None:
+    try:
+        event = build()
+        targets = sinks()
+    except Exception as exc:
+        _report(f"{kind} event", exc)
+        return
+    for name, sink in targets.items():
+        try:
+            sink(event)
+        except Exception as exc:
+            _report(f"{name} sink", exc)
+
+
+def _task_event(task_instance: Any, state: str, error: BaseException | str | None = None) -> None:
+    _fan_out(lambda: TaskEvent.from_task_instance(task_instance, state=state, error=error), _task_sinks, "task")
+
+
+def _dag_run_event(dag_run: Any, state: str, msg: str | None) -> None:
+    # msg is Airflow's reason ("task_failure", "Dag Run's state was manually set to ..."): an error only on failure.
+    error = msg if state == "failed" else None
+    _fan_out(lambda: DagRunEvent.from_dag_run(dag_run, state=state, msg=error), _dag_run_sinks, "DAG run")
+
+
+def failed_try_state(task_instance: Any) -> str:
+    """up_for_retry when Airflow will retry the try, failed otherwise: on_task_instance_failed fires for both."""
+    state = getattr(task_instance, "state", None)
+    # The Task SDK's TaskInstanceState is a plain (str, Enum): str() gives "TaskInstanceState.UP_FOR_RETRY".
+    return "up_for_retry" if getattr(state, "value", state) == "up_for_retry" else "failed"
+
+
+@hookimpl
+def on_task_instance_running(previous_state: Any, task_instance: Any) -> None:
+    _task_event(task_instance, "running")
+
+
+@hookimpl
+def on_task_instance_success(previous_state: Any, task_instance: Any) -> None:
+    _task_event(task_instance, "success")
+
+
+@hookimpl
+def on_task_instance_failed(previous_state: Any, task_instance: Any, error: BaseException | str | None) -> None:
+    _task_event(task_instance, failed_try_state(task_instance), error)
+
+
+@hookimpl
+def on_task_instance_skipped(previous_state: Any, task_instance: Any) -> None:
+    _task_event(task_instance, "skipped")
+
+
+@hookimpl
+def on_dag_run_running(dag_run: Any, msg: str) -> None:
+    _dag_run_event(dag_run, "running", msg)
+
+
+@hookimpl
+def on_dag_run_success(dag_run: Any, msg: str) -> None:
+    _dag_run_event(dag_run, "success", msg)
+
+
+@hookimpl
+def on_dag_run_failed(dag_run: Any, msg: str) -> None:
+    _dag_run_event(dag_run, "failed", msg)

@@ -11,7 +11,7 @@ help:
 	@echo "make down    stop everything 'make up' started (data is kept in .stack/)"
 	@echo "make status  state and health of each component"
 	@echo "make test    lint, fast unit tests, then integration tests against real components"
-	@echo "make bench   exporter scrape cost vs a naive exporter on 100k/1M/5M task instances; updates docs/benchmarks.md"
+	@echo "make bench   plugin time per task event, and exporter scrape cost vs a naive exporter (100k/1M/5M task instances); updates docs/benchmarks.md"
 
 bootstrap:
 	@local_stack/bootstrap.sh
@@ -44,4 +44,5 @@ test: lint test-unit test-dags test-integration
 
 # Minutes, not seconds: loads 5M task instances into a throwaway PostgreSQL. Run it alone on the machine.
 bench: bootstrap
+	$(VENV_BIN)/python -m bench.plugin_bench --write-docs
 	$(VENV_BIN)/python -m bench.exporter_bench --write-docs

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from local_stack.settings import PORTS, StackSettings, load_settings
-from tests.conftest import REPO_ROOT, free_port
+from tests.conftest import REPO_ROOT, free_ports
 
 AIRFLOW_OBS = str(Path(sys.prefix) / "bin" / "airflow-obs")
 
@@ -61,7 +61,8 @@ class LocalStack:
         self.env = dict(os.environ)
         for key in [k for k in self.env if k.startswith(("AIRFLOW_OBS_", "AIRFLOW__", "AIRFLOW_HOME"))]:
             del self.env[key]
-        self.env.update({spec.env_var: str(free_port()) for spec in PORTS})
+        # Distinct for sure: two free_port() calls can return the same just-closed port.
+        self.env.update({spec.env_var: str(port) for spec, port in zip(PORTS, free_ports(len(PORTS)), strict=True)})
         self.env.update(
             {
                 "AIRFLOW_OBS_HOME": str(home),

@@ -234,6 +234,22 @@ def test_the_scheduler_schedules_the_suite_and_runs_its_dags(started_stack: Loca
     extract = {"dag_id": "etl_orders", "task_id": "extract_orders", "state": "success"}
     assert sample_of(samples, "airflow_task_instances_finished_total", **extract) >= 1
     assert sample_of(samples, "airflow_dag_run_duration_seconds_count", dag_id="etl_orders", state="success") >= 1
+    # The plugin traced the run from the real processes: the run span (scheduler) and one span per task
+    # try (task runner) in one trace whose id anyone can compute from (dag_id, run_id).
+    from observability.trace_store import read_spans, run_traces
+    from observability.tracing import trace_id_for_run
+
+    traces_file = started_stack.settings.airflow_home / "observability" / "traces.jsonl"
+    etl_run = runs["etl_orders"]
+    traces = wait_for(
+        lambda: run_traces(read_spans(traces_file), "etl_orders", etl_run) if traces_file.exists() else None,
+        30,
+        "the plugin's spans of the etl_orders run",
+    )
+    assert list(traces) == [trace_id_for_run("etl_orders", etl_run)]
+    span_names = " ".join(span.name for span in traces[trace_id_for_run("etl_orders", etl_run)])
+    for task_id in ("extract_orders", "transform", "load", "quality_checks"):
+        assert task_id in span_names, span_names
     for dag_id in SUITE_DAGS_RUN_BY_THE_SCHEDULER:
         assert f'airflow_dag_last_run_failed{{dag_id="{dag_id}"}} 0.0' in metrics, dag_id
         assert f'airflow_dag_last_success_timestamp_seconds{{dag_id="{dag_id}"}}' in metrics, dag_id

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import smtplib
 import sqlite3
 import time
 import uuid
 from email.message import EmailMessage
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -284,3 +285,48 @@ def test_make_down_stops_exactly_what_it_started(started_stack: LocalStack) -> N
     assert not alive(supervisord)
     assert processes_of(started_stack.settings.home) == []
     assert started_stack.run("status").returncode == 1
+
+
+def test_a_task_failing_for_good_under_the_scheduler_pages_once_with_a_log_link_to_that_try(
+    started_stack: LocalStack,
+) -> None:
+    api = started_stack.url("airflow") + "/api/v2"
+    admin = {"Authorization": f"Bearer {airflow_token(started_stack, 'admin')}"}
+    dag_id, task_id = "maintenance_audit", "check_config_drift"  # retries=1: the second try is the last
+    conf = {"demo_fault_task": task_id, "demo_fault_mode": "fail"}
+
+    def trigger():
+        body = {"logical_date": "2026-11-21T00:00:00Z", "conf": conf}
+        status, run = http_json(f"{api}/dags/{dag_id}/dagRuns", body, headers=admin)
+        assert status in (200, 500), run  # 500: SQLite "database is locked" while the scheduler writes
+        return run["dag_run_id"] if status == 200 else None
+
+    run_id = wait_for(trigger, 30, f"a failing run of {dag_id}", interval=2)
+
+    def pages():
+        messages = [
+            record["body"]
+            for record in read_records(started_stack.settings.capture_file("webhook"))
+            if isinstance(record.get("body"), dict) and record["body"].get("schema") == "airflow-obs.notification/v1"
+        ]
+        return [m for m in messages if m["run_id"] == run_id and m["kind"] == "task_failed"] or None
+
+    page = wait_for(pages, 240, "the final-failure page of the failing run", interval=3)
+    time.sleep(5)  # a duplicate (or a page for the first try) would have arrived by now
+    assert len(pages()) == 1
+    page = page[0]
+    assert (page["task_id"], page["try_number"], page["owner"]) == (task_id, 2, "platform-oncall")
+    assert "DemoFault" in page["error"]
+
+    # The log link addresses that very try: the same path under the REST API serves its log.
+    log_path = urlsplit(page["links"]["log"])
+    assert log_path.query == "try_number=2"
+    run_segment = quote(run_id, safe="")
+    assert log_path.path.endswith(f"/dags/{dag_id}/runs/{run_segment}/tasks/{task_id}")
+    status, log = http_json(f"{api}/dags/{dag_id}/dagRuns/{run_segment}/taskInstances/{task_id}/logs/2", headers=admin)
+    assert status == 200 and "DemoFault" in json.dumps(log)
+    # Slack got the same page, with a button per link.
+    slack_pages = [
+        r["body"] for r in read_records(started_stack.settings.capture_file("slack")) if run_id in json.dumps(r)
+    ]
+    assert len(slack_pages) == 1 and "blocks" in slack_pages[0]

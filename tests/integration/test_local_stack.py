@@ -258,35 +258,6 @@ def test_the_scheduler_schedules_the_suite_and_runs_its_dags(started_stack: Loca
         assert f'airflow_dag_next_run_expected_timestamp_seconds{{dag_id="{dag_id}"}}' in metrics, dag_id
 
 
-def test_make_up_twice_is_safe_and_keeps_processes_and_data(started_stack: LocalStack) -> None:
-    before = started_stack.program_pids()
-    result = started_stack.run("up")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "already running" in result.stdout
-    assert started_stack.program_pids() == before
-    pool = getattr(started_stack, "created_pool", None)
-    if pool:
-        admin = {"Authorization": f"Bearer {airflow_token(started_stack, 'admin')}"}
-        assert http_json(f"{started_stack.url('airflow')}/api/v2/pools/{pool}", headers=admin)[0] == 200
-
-
-def test_make_down_stops_exactly_what_it_started(started_stack: LocalStack) -> None:
-    pids = started_stack.program_pids()
-    supervisord = started_stack.supervisord_pid()
-    assert supervisord and len(pids) == len(stack_programs(started_stack.settings))
-    # Airflow's components fork workers: they count as started too.
-    assert len(processes_of(started_stack.settings.home)) > len(pids)
-
-    result = started_stack.run("down", timeout=150)
-
-    assert result.returncode == 0, result.stderr
-    time.sleep(0.5)
-    assert [name for name, pid in pids.items() if alive(pid)] == []
-    assert not alive(supervisord)
-    assert processes_of(started_stack.settings.home) == []
-    assert started_stack.run("status").returncode == 1
-
-
 def test_a_task_failing_for_good_under_the_scheduler_pages_once_with_a_log_link_to_that_try(
     started_stack: LocalStack,
 ) -> None:
@@ -330,3 +301,32 @@ def test_a_task_failing_for_good_under_the_scheduler_pages_once_with_a_log_link_
         r["body"] for r in read_records(started_stack.settings.capture_file("slack")) if run_id in json.dumps(r)
     ]
     assert len(slack_pages) == 1 and "blocks" in slack_pages[0]
+
+
+def test_make_up_twice_is_safe_and_keeps_processes_and_data(started_stack: LocalStack) -> None:
+    before = started_stack.program_pids()
+    result = started_stack.run("up")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "already running" in result.stdout
+    assert started_stack.program_pids() == before
+    pool = getattr(started_stack, "created_pool", None)
+    if pool:
+        admin = {"Authorization": f"Bearer {airflow_token(started_stack, 'admin')}"}
+        assert http_json(f"{started_stack.url('airflow')}/api/v2/pools/{pool}", headers=admin)[0] == 200
+
+
+def test_make_down_stops_exactly_what_it_started(started_stack: LocalStack) -> None:
+    pids = started_stack.program_pids()
+    supervisord = started_stack.supervisord_pid()
+    assert supervisord and len(pids) == len(stack_programs(started_stack.settings))
+    # Airflow's components fork workers: they count as started too.
+    assert len(processes_of(started_stack.settings.home)) > len(pids)
+
+    result = started_stack.run("down", timeout=150)
+
+    assert result.returncode == 0, result.stderr
+    time.sleep(0.5)
+    assert [name for name, pid in pids.items() if alive(pid)] == []
+    assert not alive(supervisord)
+    assert processes_of(started_stack.settings.home) == []
+    assert started_stack.run("status").returncode == 1

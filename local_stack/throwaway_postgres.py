@@ -131,6 +131,22 @@ def make_folder() -> Path:
     return Path(tempfile.mkdtemp(prefix="airflow-obs-postgres-"))
 
 
+def create_airflow_database(port: int, name: str) -> str:
+    """A database holding Airflow's tables and indexes, created from its models; returns its SQLAlchemy URL."""
+    from airflow.models import import_all_models
+    from airflow.models.base import Base
+    from sqlalchemy import create_engine
+
+    url = create_database(port, name)
+    import_all_models()
+    engine = create_engine(url)
+    try:
+        Base.metadata.create_all(engine)
+    finally:
+        engine.dispose()
+    return url
+
+
 @contextmanager
 def throwaway_cluster(folder: Path | None = None, settings: tuple[str, ...] = ()) -> Iterator[int]:
     """A running cluster for the block's duration; yields its port. Stopped by PID even if the block fails.

@@ -17,21 +17,13 @@ from airflow_exporter.instrumentation import GuardedCollectors
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, create_engine, delete, insert
 
-from local_stack.throwaway_postgres import create_database, throwaway_cluster
+from local_stack.throwaway_postgres import create_airflow_database, throwaway_cluster
 
 
 @pytest.fixture(scope="session")
 def postgres_metadata_url() -> Iterator[str]:
-    from airflow.models import import_all_models
-    from airflow.models.base import Base
-
     with throwaway_cluster() as port:
-        url = create_database(port, "airflow")
-        import_all_models()
-        engine = create_engine(url)
-        Base.metadata.create_all(engine)
-        engine.dispose()
-        yield url
+        yield create_airflow_database(port, "airflow")
 
 
 def _tables():

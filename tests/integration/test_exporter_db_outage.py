@@ -16,7 +16,6 @@ from contextlib import contextmanager
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import create_engine
 
 from local_stack import throwaway_postgres
 from tests.conftest import free_port
@@ -81,18 +80,11 @@ def assert_down_but_answering(port: int) -> None:
 
 
 def test_postgres_stopping_and_restarting_is_followed_scrape_by_scrape() -> None:
-    from airflow.models import import_all_models
-    from airflow.models.base import Base
-
     folder = throwaway_postgres.make_folder()
     port = free_port()
     server = throwaway_postgres.start(folder, port)
     try:
-        url = throwaway_postgres.create_database(port, "airflow")
-        import_all_models()
-        engine = create_engine(url)
-        Base.metadata.create_all(engine)
-        engine.dispose()
+        url = throwaway_postgres.create_airflow_database(port, "airflow")
         with running_exporter(url) as exporter_port:
             assert scrape(exporter_port)[1]["airflow_up"] == 1.0
 
@@ -109,15 +101,9 @@ def test_postgres_stopping_and_restarting_is_followed_scrape_by_scrape() -> None
 
 def test_a_stalled_postgres_costs_the_scrape_its_deadline_not_the_statement_timeout() -> None:
     import psycopg2
-    from airflow.models import import_all_models
-    from airflow.models.base import Base
 
     with throwaway_postgres.throwaway_cluster() as port:
-        url = throwaway_postgres.create_database(port, "airflow")
-        import_all_models()
-        engine = create_engine(url)
-        Base.metadata.create_all(engine)
-        engine.dispose()
+        url = throwaway_postgres.create_airflow_database(port, "airflow")
         with running_exporter(url) as exporter_port:
             assert scrape(exporter_port)[1]["airflow_up"] == 1.0
 

@@ -13,7 +13,6 @@ import http.client
 import math
 import os
 import re
-import signal
 import socket
 import statistics
 import subprocess
@@ -26,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.synthetic_history import load_synthetic_history
+from local_stack.processes import stop_process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCS = REPO_ROOT / "docs" / "benchmarks.md"
@@ -127,15 +127,7 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM by PID, then SIGKILL if it has not exited in time."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=STOP_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=STOP_TIMEOUT_SECONDS)
+    stop_process(process, timeout=STOP_TIMEOUT_SECONDS)
 
 
 def _command(variant: str, port: int, url: str) -> list[str]:

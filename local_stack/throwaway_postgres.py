@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psycopg2
 
+from local_stack.processes import stop_process
 from local_stack.programs import POSTGRES_BIN
 
 START_TIMEOUT_SECONDS = 30.0
@@ -71,15 +72,8 @@ def _wait_until_accepting(port: int, server: subprocess.Popen[bytes], log: Path)
 
 
 def stop(server: subprocess.Popen[bytes]) -> None:
-    """Fast shutdown (SIGINT), then SIGKILL if it has not stopped in time."""
-    if server.poll() is not None:
-        return
-    server.send_signal(signal.SIGINT)
-    try:
-        server.wait(timeout=STOP_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait(timeout=STOP_TIMEOUT_SECONDS)
+    """Fast shutdown (SIGINT: abort transactions, exit at once), then SIGKILL if it has not stopped in time."""
+    stop_process(server, signal.SIGINT, STOP_TIMEOUT_SECONDS)
 
 
 def start(folder: Path, port: int, settings: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:

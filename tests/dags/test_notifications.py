@@ -238,6 +238,30 @@ def test_a_failed_dag_that_succeeds_again_sends_one_recovery_message(probe_dag, 
     assert len([record for record in sent.records("smtp") if "RECOVERED" in record["subject"]]) == 1
 
 
+def test_a_run_that_times_out_without_a_failed_task_pages_once_for_the_run(probe_dag, captures) -> None:
+    sent = captures()
+    dag_run = run_probe(probe_dag, healthy=True)
+
+    # The scheduler's dagrun_timeout path ends in the DAG's failure callback with reason "timed_out" and no task
+    # failed (its unfinished tasks are skipped); dag.test() does not enforce the timeout, so run Airflow's own
+    # callback execution for that decision.
+    dag_run.execute_dag_callbacks(probe_dag, success=False, reason="timed_out")
+
+    (page,) = sent.webhook_messages()
+    assert (page["kind"], page["severity"], page["run_id"], page["task_id"]) == (
+        "dag_run_failed", "critical", dag_run.run_id, None)  # fmt: skip
+    assert "dagrun_timeout" in page["error"]
+    assert set(page["links"]) == {"run", "dashboard", "trace", "runbook"}
+    assert urlsplit(page["links"]["run"]).path.endswith(f"/dags/{DAG_ID}/runs/{quote(dag_run.run_id, safe='')}")
+    assert page["links"]["runbook"].endswith("/AirflowDagRunFailed.md")
+    (slack,) = sent.records("slack")
+    assert slack["body"]["text"] == f"DAG {DAG_ID} run failed"
+    assert [record["subject"] for record in sent.records("smtp")] == [f"[Airflow FAILED] DAG {DAG_ID} run failed"]
+    # The failure is remembered like any other: the next success recovers it.
+    run_probe(probe_dag, healthy=True)
+    assert [page["kind"] for page in sent.webhook_messages()] == ["dag_run_failed", "dag_recovered"]
+
+
 def test_no_secret_reaches_any_captured_payload(probe_dag, captures, caplog: pytest.LogCaptureFixture) -> None:
     sent = captures()
     planted = f"cannot log in with {SMTP_PASSWORD}; hook {sent.slack_url}; key {HMAC_KEY}; token {SLACK_TOKEN}"

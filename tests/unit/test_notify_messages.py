@@ -160,3 +160,33 @@ def test_a_recovery_links_the_good_run_the_failed_run_the_dashboard_and_its_runb
     assert note.links["runbook"].endswith("/AirflowDagRecovered.md")
     assert ("Failed run", RUN_ID) in note.facts()
     assert messages.webhook_payload(note)["previous_run_id"] == RUN_ID
+
+
+@pytest.mark.parametrize(
+    ("reason", "timeout", "says"),
+    [
+        ("timed_out", "2:00:00", "exceeded its dagrun_timeout (2:00:00)"),
+        ("timed_out", None, "exceeded its dagrun_timeout:"),
+        ("all_tasks_deadlocked", None, "deadlocked"),
+        ("something_new", None, "The run failed (something_new)"),
+        (None, None, "no reason given"),
+    ],
+)
+def test_a_run_failing_with_no_task_failure_says_why(reason, timeout, says) -> None:
+    assert says in messages.run_failure_reason(reason, timeout)
+
+
+def test_a_run_failure_page_links_the_run_the_dashboard_the_trace_and_its_runbook() -> None:
+    event = DagRunEvent(
+        dag_id="etl_orders", run_id=RUN_ID, state="failed", run_type="scheduled", owner="data-platform",
+        team="data-platform", start_date=None, end_date=None, error="",
+    )  # fmt: skip
+    note = messages.run_failure_notification(SETTINGS, event, "timed out", TRACE_ID)
+
+    assert note.severity == "critical" and note.subject == "DAG etl_orders run failed"
+    assert list(note.links) == ["run", "dashboard", "trace", "runbook"]
+    assert note.links["run"] == links.dag_run_url(SETTINGS, "etl_orders", RUN_ID)
+    assert note.links["runbook"].endswith("/AirflowDagRunFailed.md")
+    assert messages.email_content(note)["subject"] == "[Airflow FAILED] DAG etl_orders run failed"
+    payload = messages.webhook_payload(note)
+    assert (payload["kind"], payload["task_id"], payload["error"]) == ("dag_run_failed", None, "timed out")

@@ -19,15 +19,18 @@ from observability.settings import PluginSettings
 # The runbook each kind of message links to (runbooks/<name>.md).
 RUNBOOK_TASK_FAILED = "AirflowTaskFailed"
 RUNBOOK_DAG_RECOVERED = "AirflowDagRecovered"
+RUNBOOK_DAG_RUN_FAILED = "AirflowDagRunFailed"
 
 TASK_FAILED = "task_failed"
 TASK_RETRY = "task_retry"
+DAG_RUN_FAILED = "dag_run_failed"
 DAG_RECOVERED = "dag_recovered"
 
 # kind -> (severity, headline verb, Slack emoji)
 KINDS: dict[str, tuple[str, str, str]] = {
     TASK_FAILED: ("critical", "failed", ":red_circle:"),
     TASK_RETRY: ("info", "will be retried", ":large_yellow_circle:"),
+    DAG_RUN_FAILED: ("critical", "run failed", ":red_circle:"),
     DAG_RECOVERED: ("resolved", "recovered", ":large_green_circle:"),
 }
 
@@ -167,6 +170,44 @@ def recovery_notification(
         error="",
         links={name: url for name, url in _without_empty_trace(found, trace_id).items() if url},
         previous_run_id=failed_run_id,
+    )
+
+
+# Why Airflow failed a run (the DAG callback's `reason`) when no task failure explains it.
+TASK_FAILURE_REASON = "task_failure"  # a task failed for good: its own page already went out
+RUN_FAILURE_REASONS = {
+    "timed_out": "The run exceeded its dagrun_timeout{timeout}: the scheduler failed it and skipped its unfinished "
+    "tasks.",
+    "all_tasks_deadlocked": "No task of the run could be scheduled any more (deadlocked): check trigger rules and "
+    "upstream states.",
+}
+
+
+def run_failure_reason(reason: str | None, dagrun_timeout: object = None) -> str:
+    """What to tell the engineer about a run that failed for `reason` (Airflow's words when we have none)."""
+    template = RUN_FAILURE_REASONS.get(reason or "")
+    if template is None:
+        return f"The run failed ({reason or 'no reason given'}) without a task failing for good."
+    return template.format(timeout=f" ({dagrun_timeout})" if dagrun_timeout else "")
+
+
+def run_failure_notification(settings: PluginSettings, event: DagRunEvent, why: str, trace_id: str) -> Notification:
+    """A run that failed with no task failing for good (timed out, deadlocked): no task page covers it."""
+    found = {
+        "run": links.dag_run_url(settings, event.dag_id, event.run_id),
+        "dashboard": links.dag_dashboard_url(settings, event.dag_id),
+        "trace": links.trace_url(settings, trace_id),
+        "runbook": links.runbook_url(settings, RUNBOOK_DAG_RUN_FAILED),
+    }
+    return Notification(
+        id=_notification_id(DAG_RUN_FAILED, event.dag_id, event.run_id),
+        kind=DAG_RUN_FAILED,
+        dag_id=event.dag_id,
+        run_id=event.run_id,
+        owner=event.owner,
+        team=event.team,
+        error=why,
+        links=_without_empty_trace(found, trace_id),
     )
 
 

@@ -2,7 +2,8 @@
 
     TaskFailureNotifier()      on_failure_callback: a task failed for good (its last try): page
     TaskRetryNotifier()        on_retry_callback: a try failed and will be retried: info, if notify_on_retry
-    DagRunFailureNotifier()    DAG on_failure_callback: remember the failure, say nothing (tasks paged)
+    DagRunFailureNotifier()    DAG on_failure_callback: remember the failure; page only if no task did
+                               (the run timed out or deadlocked)
     DagRunRecoveryNotifier()   DAG on_success_callback: "recovered", once, if the last run had failed
 
 None of them raises or takes longer than `budget_seconds` (default: settings.notify_timeout_seconds):
@@ -126,11 +127,24 @@ class TaskRetryNotifier(TaskFailureNotifier):
 
 
 class DagRunFailureNotifier(ObservabilityNotifier):
-    """Remembers that the DAG's latest run failed; the task that failed has paged already."""
+    """Remembers that the DAG's latest run failed, for the recovery message, and pages for the run itself when no
+    task failed for good: a run that timed out or deadlocked would otherwise fail silently."""
 
     def notify(self, context: dict[str, Any]) -> None:
+        current = settings()
+        deadline = self.deadline(current)
         event = _dag_run_event(context, "failed")
-        DagFailures(state_dir(settings())).remember(event.dag_id, event.run_id)
+        DagFailures(state_dir(current)).remember(event.dag_id, event.run_id)
+        reason = context.get("reason")
+        if reason == messages.TASK_FAILURE_REASON:
+            return
+        why = messages.run_failure_reason(reason, getattr(context.get("dag"), "dagrun_timeout", None))
+
+        def build(secrets: tuple[str, ...]) -> messages.Notification:
+            trace_id = messages.trace_id_for(event.dag_id, event.run_id)
+            return messages.run_failure_notification(current, event, redact(why, secrets), trace_id)
+
+        send(current, build, deadline)
 
 
 class DagRunRecoveryNotifier(ObservabilityNotifier):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from observability.settings import SettingsError as PluginSettingsError
+
 from local_stack.settings import LOOPBACK, PORTS, SettingsError, load_settings
 
 
@@ -43,6 +45,17 @@ def _cmd_ports(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_json_lines() -> None:
+    """The toolkit's long-running servers log as the plugin does: JSON lines through loguru, secrets redacted.
+
+    Every standard logging record of the process goes that way (route_root): these processes are ours, unlike
+    Airflow's, whose logging the plugin leaves alone. An invalid AIRFLOW_OBS_LOG_FORMAT stops them at start.
+    """
+    from observability.logs import setup_logging
+
+    setup_logging(route_root=True)
+
+
 def _cmd_exporter(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -55,6 +68,7 @@ def _cmd_exporter(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"airflow-obs exporter: {exc}", file=sys.stderr)
         return 2
+    _log_json_lines()
     if args.host:
         config = dataclasses.replace(config, host=args.host)
     try:
@@ -66,6 +80,7 @@ def _cmd_exporter(args: argparse.Namespace) -> int:
 
 
 def _cmd_capture(args: argparse.Namespace) -> int:
+    _log_json_lines()
     if args.kind == "smtp":
         from local_stack.captures.smtp_capture import serve_smtp_capture
 
@@ -82,6 +97,7 @@ def _cmd_source_api(args: argparse.Namespace) -> int:
 
     from local_stack.serving import serve_until_stopped
 
+    _log_json_lines()
     server = make_source_api_server(args.host, args.port or load_settings().ports["source_api"])
     serve_until_stopped(server, "source-api")
     return 0
@@ -175,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         code = HANDLERS[args.command](args)
-    except SettingsError as exc:
+    except (SettingsError, PluginSettingsError) as exc:
         print(f"airflow-obs {args.command}: {exc}", file=sys.stderr)
         code = 1
     sys.exit(code)

@@ -6,13 +6,17 @@ airflow_up 1 again on the first scrape after the DB is back.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -46,21 +50,34 @@ def answers(port: int) -> dict[str, float] | None:
         return None
 
 
+class ExporterProcess:
+    def __init__(self, port: int, log_file: Path) -> None:
+        self.port = port
+        self.log_file = log_file
+
+    def log_lines(self) -> list[dict]:
+        """The exporter's stderr so far: it logs JSON lines, like the plugin."""
+        return [json.loads(line) for line in self.log_file.read_text().splitlines() if line.strip()]
+
+
 @contextmanager
-def running_exporter(db_url: str) -> Iterator[int]:
+def running_exporter(db_url: str) -> Iterator[ExporterProcess]:
     port = free_port()
     env = {**os.environ, "AIRFLOW_OBS_EXPORTER_DB_URL": db_url, "AIRFLOW_OBS_EXPORTER_SNAPSHOT_CACHE_SECONDS": "0"}
-    process = subprocess.Popen(
-        [AIRFLOW_OBS, "exporter", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    env.pop("AIRFLOW_OBS_LOG_FORMAT", None)
+    log_file = Path(tempfile.mkdtemp(prefix="exporter-log-")) / "stderr.log"
+    with log_file.open("wb") as stderr:
+        process = subprocess.Popen(
+            [AIRFLOW_OBS, "exporter", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+        )
     try:
         wait_for(lambda: process.poll() is not None or answers(port), 60, "the exporter to answer")
         assert process.poll() is None, f"the exporter exited with {process.returncode}"
-        yield port
+        yield ExporterProcess(port, log_file)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -68,6 +85,7 @@ def running_exporter(db_url: str) -> Iterator[int]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+        shutil.rmtree(log_file.parent, ignore_errors=True)
 
 
 def assert_down_but_answering(port: int) -> None:
@@ -85,16 +103,21 @@ def test_postgres_stopping_and_restarting_is_followed_scrape_by_scrape() -> None
     server = throwaway_postgres.start(folder, port)
     try:
         url = throwaway_postgres.create_airflow_database(port, "airflow")
-        with running_exporter(url) as exporter_port:
-            assert scrape(exporter_port)[1]["airflow_up"] == 1.0
+        with running_exporter(url) as exporter:
+            assert scrape(exporter.port)[1]["airflow_up"] == 1.0
 
             throwaway_postgres.stop(server)
-            assert_down_but_answering(exporter_port)
-            assert_down_but_answering(exporter_port)
+            assert_down_but_answering(exporter.port)
+            assert_down_but_answering(exporter.port)
 
             server = throwaway_postgres.start(folder, port)
-            assert scrape(exporter_port)[1]["airflow_up"] == 1.0
-            assert scrape(exporter_port)[1]["airflow_exporter_collector_success{collector=dags}"] == 1.0
+            assert scrape(exporter.port)[1]["airflow_up"] == 1.0
+            assert scrape(exporter.port)[1]["airflow_exporter_collector_success{collector=dags}"] == 1.0
+            # The outage is in the exporter's log as JSON lines, with the fields every toolkit line has.
+            outage = [line for line in exporter.log_lines() if line["message"].startswith("metadata DB unreachable")]
+            assert outage and all(line["level"] == "WARNING" for line in outage)
+            assert outage[0]["logger"] == "airflow_exporter.collectors.health"
+            assert {"ts", "trace_id", "span_id", "dag_id", "task_id"} <= set(outage[0])
     finally:
         throwaway_postgres.stop(server)
 
@@ -104,7 +127,8 @@ def test_a_stalled_postgres_costs_the_scrape_its_deadline_not_the_statement_time
 
     with throwaway_postgres.throwaway_cluster() as port:
         url = throwaway_postgres.create_airflow_database(port, "airflow")
-        with running_exporter(url) as exporter_port:
+        with running_exporter(url) as exporter:
+            exporter_port = exporter.port
             assert scrape(exporter_port)[1]["airflow_up"] == 1.0
 
             # A migration (or a stuck transaction) holds the dag table: every read of it waits.

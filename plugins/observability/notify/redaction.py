@@ -8,6 +8,7 @@ what nobody registered: Slack webhook URLs and tokens, credentials in URLs, `pas
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable
 from urllib.parse import quote
 
@@ -41,14 +42,18 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+# The Task SDK's masker. One this process never imported has never been given a secret, and importing it would
+# load all of Airflow (a second of start-up and its configuration's own log lines) into the exporter or the CLI.
+_SDK_MASKER = "airflow.sdk._shared.secrets_masker"
+
+
 def _airflow_masked(text: str) -> str:
-    """The text as Airflow's secrets masker would log it (a no-op where the masker is not available)."""
-    try:
-        from airflow.sdk._shared.secrets_masker import redact as airflow_redact
-    except ImportError:  # pragma: no cover - another Airflow layout: the patterns below still apply
+    """The text as Airflow's secrets masker would log it (a no-op where the masker was never loaded)."""
+    masker = sys.modules.get(_SDK_MASKER)
+    if masker is None:
         return text
     try:
-        masked = airflow_redact(text, replacement=REDACTED)
+        masked = masker.redact(text, replacement=REDACTED)
     except Exception:  # the masker is a bonus, never a reason to lose the message
         return text
     return masked if isinstance(masked, str) else text

@@ -167,7 +167,10 @@ def _carrier_from_db(dag_id: str, run_id: str, task_id: str | None = None, map_i
             TaskInstance.task_id == task_id,
             TaskInstance.map_index == map_index,
         )
-    with create_session() as session:
+    # A session of our own, never the thread's scoped one: the listener hooks run inside the scheduler's (and
+    # the api-server's) session, and create_session() on the scoped session would commit, then close it under
+    # them (the scheduler then dies with DetachedInstanceError on its next DagRun attribute).
+    with create_session(scoped=False) as session:
         return session.scalar(query)
 
 

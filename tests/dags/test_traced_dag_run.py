@@ -204,3 +204,24 @@ def test_with_airflow_tracing_on_the_spans_join_the_trace_in_the_runs_carrier(
     assert isinstance(extract, TaskInstance)
     _, task_run = trace_context.ids_from_carrier(extract.context_carrier)
     assert spans["extract try 1"].parent_span_id == format(task_run, "016x")
+
+
+def test_reading_a_runs_carrier_leaves_the_callers_session_usable(
+    traces_file, only_our_listener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listener hooks run inside the scheduler's scoped session: our DB read must not commit or close it
+    (it once did, and the scheduler died with DetachedInstanceError on the run it was starting)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    dag_run = build_probe_dag().test()
+    monkeypatch.setenv("AIRFLOW__TRACES__OTEL_ON", "True")
+    trace_context.clear_caches()
+
+    with create_session() as session:
+        run = session.scalar(select(DagRun).where(DagRun.dag_id == DAG_ID, DagRun.run_id == dag_run.run_id))
+        placement = trace_context.place_run_span(DAG_ID, run.run_id)
+        assert run in session  # closing the session would have detached it, as it detached the scheduler's run
+        assert run.state == dag_run.state
+    assert placement.trace_id == trace_context.ids_from_carrier(dag_run.context_carrier)[0]

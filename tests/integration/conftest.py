@@ -162,3 +162,14 @@ def started_stack() -> Iterator[LocalStack]:
     """A running stack on the embedded default (SQLite), shared by the tests of one module."""
     with running_stack() as stack:
         yield stack
+
+
+@pytest.fixture(scope="session")
+def airflow_telemetry(tmp_path_factory):
+    """One private Airflow run (StatsD and Airflow's tracing on, the plugin loaded), already stopped: the StatsD
+    lines and OTLP spans it sent. Session-scoped because starting Airflow costs 1-2 minutes and several modules
+    check the same run (test_statsd_capture.py, test_joined_traces.py). A TelemetryRun (airflow_telemetry.py)."""
+    # Imported here, not at the top: airflow_telemetry imports this module's helpers (a cycle otherwise).
+    from tests.integration.airflow_telemetry import capture_airflow_telemetry
+
+    return capture_airflow_telemetry(tmp_path_factory.mktemp("airflow-telemetry"))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +20,48 @@ WEBHOOK_ENDPOINTS = {
     "oncall-critical": ("pager_webhook_url", "/pager"),
     "heartbeat": ("heartbeat_webhook_url", "/heartbeat"),
 }
+# The template of alert_rules/templates/links.tmpl holding the Airflow UI's home (the fallback of the
+# Airflow button): a deployment setting, redefined in a generated template file listed after the committed
+# ones, since Alertmanager keeps the last definition of a template name.
+AIRFLOW_HOME_TEMPLATE = "airflow_obs.airflow_home"
 
 
 def _capture_url(settings: StackSettings, component: str, path: str) -> str:
     return f"http://{LOOPBACK}:{settings.ports[component]}{path}"
 
 
-def render_alertmanager_config(settings: StackSettings, routing_file: Path = ROUTING_FILE) -> dict[str, Any]:
+# Grouping timings a test (or an impatient rehearsal) may shorten; every route that sets one gets the override.
+TIMING_OVERRIDES = {
+    "group_wait": "AIRFLOW_OBS_ALERTMANAGER_GROUP_WAIT",
+    "group_interval": "AIRFLOW_OBS_ALERTMANAGER_GROUP_INTERVAL",
+    "repeat_interval": "AIRFLOW_OBS_ALERTMANAGER_REPEAT_INTERVAL",
+}
+_DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
+
+
+def _timing_overrides(environ: Mapping[str, str]) -> dict[str, str]:
+    overrides = {}
+    for key, variable in TIMING_OVERRIDES.items():
+        value = environ.get(variable, "").strip()
+        if not value:
+            continue
+        if not _DURATION.match(value):
+            raise ValueError(f"{variable}={value!r}: expected an Alertmanager duration such as 1s, 5m or 4h")
+        overrides[key] = value
+    return overrides
+
+
+def _apply_timings(route: dict[str, Any], overrides: dict[str, str], root: bool = True) -> None:
+    for key, value in overrides.items():
+        if root or key in route:
+            route[key] = value
+    for child in route.get("routes", []):
+        _apply_timings(child, overrides, root=False)
+
+
+def render_alertmanager_config(
+    settings: StackSettings, routing_file: Path = ROUTING_FILE, environ: Mapping[str, str] = os.environ
+) -> dict[str, Any]:
     """Return the routing with endpoints filled in: real ones from settings, else the local captures."""
     config = yaml.safe_load(routing_file.read_text())
     endpoints = settings.endpoints
@@ -38,11 +76,23 @@ def render_alertmanager_config(settings: StackSettings, routing_file: Path = ROU
     glob["smtp_smarthost"] = endpoints.smtp_smarthost or f"{LOOPBACK}:{settings.ports['smtp_capture']}"
     glob["smtp_from"] = endpoints.smtp_from
     glob["smtp_require_tls"] = endpoints.smtp_require_tls
+    # The committed placeholders authenticate; the capture takes no login, a real relay gets the configured one.
+    glob.pop("smtp_auth_username", None)
+    glob.pop("smtp_auth_password_file", None)
     if endpoints.smtp_username:
         glob["smtp_auth_username"] = endpoints.smtp_username
     if endpoints.smtp_password_file:
         glob["smtp_auth_password_file"] = endpoints.smtp_password_file
-    config["templates"] = [str(REPO_ROOT / "alert_rules" / t) for t in config.get("templates", [])]
+
+    # Template paths are relative to the routing file, as Alertmanager reads them; the generated one comes last.
+    deployment_templates = settings.generated_dir / "alertmanager_deployment.tmpl"
+    deployment_templates.parent.mkdir(parents=True, exist_ok=True)
+    airflow_home = settings.url("airflow")
+    deployment_templates.write_text('{{ define "' + AIRFLOW_HOME_TEMPLATE + '" }}' + airflow_home + "{{ end }}\n")
+    config["templates"] = [str(routing_file.parent.resolve() / t) for t in config.get("templates", [])]
+    config["templates"].append(str(deployment_templates))
+
+    _apply_timings(config["route"], _timing_overrides(environ))
 
     for receiver in config["receivers"]:
         for email in receiver.get("email_configs", []):
@@ -60,8 +110,15 @@ def render_alertmanager_config(settings: StackSettings, routing_file: Path = ROU
     return config
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Writes a mapping merged from a YAML anchor in full each time, not as an &id001 alias."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def write_alertmanager_config(settings: StackSettings) -> Path:
     path = settings.generated_dir / "alertmanager.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(render_alertmanager_config(settings), sort_keys=False))
+    path.write_text(yaml.dump(render_alertmanager_config(settings), Dumper=_PlainDumper, sort_keys=False))
     return path

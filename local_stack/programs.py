@@ -83,6 +83,8 @@ def stack_programs(settings: StackSettings) -> list[Program]:
                 f"--config.file={gen / 'alertmanager.yml'}",
                 f"--storage.path={settings.home / 'alertmanager'}",
                 f"--web.listen-address={LOOPBACK}:{port['alertmanager']}",
+                # Silence links in notifications point here (the default is the machine's hostname).
+                f"--web.external-url={settings.url('alertmanager')}",
                 "--cluster.listen-address=",
             ],
         ),

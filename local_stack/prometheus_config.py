@@ -1,4 +1,4 @@
-"""Prometheus's config for the local stack: scrape every component, load the project's rules."""
+"""Prometheus's config for the local stack: scrape every component, load the toolkit's rules rendered for it."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from alerting.render import write_rule_files
 
-from local_stack.settings import LOOPBACK, REPO_ROOT, StackSettings
-
-RULES_GLOB = str(REPO_ROOT / "alert_rules" / "*.rules.yml")
+from local_stack.settings import LOOPBACK, StackSettings
 
 # Scrape jobs of the local stack: job name -> component whose port it scrapes.
 SCRAPE_JOBS = {
@@ -26,6 +25,17 @@ def scrape_interval() -> str:
     return os.environ.get("AIRFLOW_OBS_SCRAPE_INTERVAL", "15s")
 
 
+def rules_environ(settings: StackSettings) -> dict[str, str]:
+    """What the stack's rules are rendered with: links to this stack's Airflow, thresholds from AIRFLOW_OBS_ALERT_*."""
+    environ = {key: value for key, value in os.environ.items() if key.startswith("AIRFLOW_OBS_")}
+    environ["AIRFLOW_OBS_AIRFLOW_URL"] = settings.url("airflow")
+    return environ
+
+
+def rules_dir(settings: StackSettings) -> Path:
+    return settings.generated_dir / "rules"
+
+
 def render_prometheus_config(settings: StackSettings) -> dict[str, Any]:
     interval = scrape_interval()
     return {
@@ -34,7 +44,7 @@ def render_prometheus_config(settings: StackSettings) -> dict[str, Any]:
             "evaluation_interval": interval,
             "external_labels": {"environment": "local"},
         },
-        "rule_files": [RULES_GLOB],
+        "rule_files": [str(rules_dir(settings) / "*.rules.yml")],
         "alerting": {
             "alertmanagers": [{"static_configs": [{"targets": [f"{LOOPBACK}:{settings.ports['alertmanager']}"]}]}]
         },
@@ -46,6 +56,7 @@ def render_prometheus_config(settings: StackSettings) -> dict[str, Any]:
 
 
 def write_prometheus_config(settings: StackSettings) -> Path:
+    write_rule_files(rules_dir(settings), rules_environ(settings))
     path = settings.generated_dir / "prometheus.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(render_prometheus_config(settings), sort_keys=False))

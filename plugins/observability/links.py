@@ -11,9 +11,12 @@ from urllib.parse import quote, urlencode
 
 from observability.settings import PluginSettings
 
-# The Grafana dashboard every DAG link opens ([6/7] generates it with this uid and variable).
+# The Grafana dashboards links open ([6/7] generates them with these uids); a DAG's takes the dag_id variable.
 DAG_DASHBOARD_UID = "airflow-dag"
 DAG_DASHBOARD_VARIABLE = "var-dag_id"
+OVERVIEW_DASHBOARD_UID = "airflow-overview"
+INFRA_DASHBOARD_UID = "airflow-infra"  # scheduler, executor, host, PostgreSQL, Redis
+FRESHNESS_DASHBOARD_UID = "airflow-freshness"
 
 
 def _segment(value: str) -> str:
@@ -38,8 +41,14 @@ def task_log_url(
     return f"{url}?{urlencode({'try_number': try_number})}"
 
 
+def dashboard_url(settings: PluginSettings, uid: str, **variables: str) -> str:
+    """A Grafana dashboard, with its template variables set (`var-<name>=<value>`)."""
+    query = urlencode({f"var-{name}": value for name, value in variables.items()})
+    return f"{settings.grafana_url}/d/{_segment(uid)}" + (f"?{query}" if query else "")
+
+
 def dag_dashboard_url(settings: PluginSettings, dag_id: str) -> str:
-    return f"{settings.grafana_url}/d/{DAG_DASHBOARD_UID}?{urlencode({DAG_DASHBOARD_VARIABLE: dag_id})}"
+    return dashboard_url(settings, DAG_DASHBOARD_UID, **{DAG_DASHBOARD_VARIABLE.removeprefix("var-"): dag_id})
 
 
 def trace_url(settings: PluginSettings, trace_id: str) -> str:

@@ -84,3 +84,90 @@ def test_the_committed_alertmanager_routing_passes_amtool() -> None:
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+# --- the rules as code ------------------------------------------------------------------------------------
+
+
+def test_the_committed_rule_files_are_exactly_what_the_catalogue_renders() -> None:
+    from alerting.render import committed_rule_files
+
+    rendered = committed_rule_files()
+
+    assert sorted(rendered) == [path.name for path in RULE_FILES]
+    for name, text in rendered.items():
+        assert (RULES_DIR / name).read_text() == text, f"{name} is stale: run `.venv/bin/python -m alerting`"
+
+
+def test_every_runbook_belongs_to_an_alert_or_a_plugin_message_and_every_alert_has_one() -> None:
+    from observability.notify import messages
+
+    alerts = {param.values[0]["alert"] for param in alerting_rules()}
+    plugin_messages = {getattr(messages, name) for name in dir(messages) if name.startswith("RUNBOOK_")}
+    runbooks = {path.stem for path in RUNBOOKS_DIR.glob("*.md") if path.name != "README.md"}
+
+    assert sorted(alerts - runbooks) == [], "alerts without a runbook"
+    assert sorted(runbooks - alerts - plugin_messages) == [], "runbooks without an alert or a plugin message"
+    assert sorted(plugin_messages - runbooks) == [], "plugin messages without a runbook"
+
+
+@pytest.mark.parametrize("rule", alerting_rules())
+def test_every_alert_links_its_dashboard_and_an_alert_about_a_dag_links_the_dag_in_airflow(rule: dict) -> None:
+    annotations = rule["annotations"]
+    about_dag = "dag_id" in rule["expr"]
+
+    assert annotations["dashboard_url"].startswith("http://127.0.0.1:3000/d/airflow-")
+    if about_dag:
+        assert annotations["airflow_url"] == "http://127.0.0.1:8080/dags/{{ $labels.dag_id }}"
+        assert (
+            annotations["dashboard_url"].endswith("var-dag_id={{ $labels.dag_id }}")
+            or "freshness" in (annotations["dashboard_url"])
+        )
+    else:
+        assert "airflow_url" not in annotations
+
+
+def test_a_threshold_override_reaches_the_rendered_rule_and_the_words_around_it() -> None:
+    from alerting.render import render_rule_files
+
+    environ = {"AIRFLOW_OBS_ALERT_DAG_FAILING_WINDOW": "2m", "AIRFLOW_OBS_ALERT_DAG_SUCCESS_GRACE": "30s"}
+    text = render_rule_files(environ)["airflow.rules.yml"]
+    rule = next(
+        rule
+        for group in yaml.safe_load(text)["groups"]
+        for rule in group["rules"]
+        if rule.get("alert") == "AirflowDagFailingForAnHour"
+    )
+
+    assert rule["for"] == "2m"
+    assert "< 30)" in rule["expr"]
+    assert "failing for over 2m" in rule["annotations"]["summary"]
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        (
+            {"AIRFLOW_OBS_ALERT_DAG_FAILING_WINDOW": "an hour"},
+            "AIRFLOW_OBS_ALERT_DAG_FAILING_WINDOW='an hour': expected a Prometheus duration",
+        ),
+        ({"AIRFLOW_OBS_ALERT_BASELINE_FACTOR": "-2"}, "AIRFLOW_OBS_ALERT_BASELINE_FACTOR='-2': expected a number > 0"),
+        ({"AIRFLOW_OBS_ALERT_NO_SUCH_THING": "1"}, "AIRFLOW_OBS_ALERT_NO_SUCH_THING: no such alert threshold"),
+    ],
+)
+def test_a_bad_threshold_names_the_variable_the_value_and_what_is_expected(environ, message) -> None:
+    from alerting.thresholds import ThresholdError, resolve
+
+    with pytest.raises(ThresholdError) as raised:
+        resolve(environ)
+
+    assert message in str(raised.value)
+
+
+def test_the_thresholds_are_documented_in_one_table_with_their_variables() -> None:
+    from alerting.thresholds import THRESHOLDS, env_var
+
+    docs = (REPO_ROOT / "docs" / "alerting.md").read_text()
+
+    for name, threshold in THRESHOLDS.items():
+        assert f"| `{env_var(name)}` | `{threshold.default}` |" in docs, name

@@ -42,7 +42,7 @@ def test_the_rendered_alertmanager_config_passes_amtool(tmp_path: Path) -> None:
     result = run(AMTOOL, "check-config", str(path))
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 receivers" in result.stdout
+    assert "6 receivers" in result.stdout
 
 
 def test_with_default_endpoints_alertmanager_delivers_to_the_local_captures(tmp_path: Path) -> None:
@@ -137,15 +137,19 @@ def test_prometheus_scrapes_every_job_on_its_component_port(prometheus_yml: tupl
     ]
 
 
-def test_prometheus_loads_the_repository_alert_rules(prometheus_yml: tuple[StackSettings, Path]) -> None:
-    _, path = prometheus_yml
+def test_prometheus_loads_the_toolkits_rules_rendered_with_this_stacks_airflow_url(
+    prometheus_yml: tuple[StackSettings, Path],
+) -> None:
+    settings, path = prometheus_yml
     config = yaml.safe_load(path.read_text())
 
-    matched = sorted(path for pattern in config["rule_files"] for path in glob.glob(pattern))
+    matched = sorted(Path(path).name for pattern in config["rule_files"] for path in glob.glob(pattern))
 
-    expected = sorted(str(path) for path in (REPO_ROOT / "alert_rules").glob("*.rules.yml"))
-    assert expected
-    assert matched == expected
+    assert matched == sorted(path.name for path in (REPO_ROOT / "alert_rules").glob("*.rules.yml"))
+    rendered = (Path(config["rule_files"][0]).parent / "airflow.rules.yml").read_text()
+    assert f"airflow_url: {settings.url('airflow')}/dags/{{{{ $labels.dag_id }}}}" in rendered
+    result = run(PROMTOOL, "check", "rules", *glob.glob(config["rule_files"][0]))
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # --- supervisor -------------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""The toolkit's Prometheus rules, as code: thresholds, the alert catalogue and its rendering to rule files."""

@@ -1,0 +1,563 @@
+"""Alertmanager routing, inhibition and templates of the toolkit, proven by Alertmanager 0.25 itself.
+
+amtool checks the config and resolves routes; a real Alertmanager on a free loopback port decides what is
+inhibited and delivers real notifications to the local Slack, webhook and SMTP captures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+import pytest
+import yaml
+
+from local_stack.alertmanager_config import ROUTING_FILE, render_alertmanager_config, write_alertmanager_config
+from local_stack.captures.http_capture import make_http_capture
+from local_stack.captures.recorder import read_records
+from local_stack.captures.smtp_capture import make_smtp_capture
+from local_stack.processes import stop_process
+from local_stack.settings import StackSettings
+from tests.conftest import free_port
+from tests.integration.conftest import http_json, wait_for
+from tests.unit.stack_helpers import AMTOOL, run, settings_for
+
+ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+ROUTING = yaml.safe_load(ROUTING_FILE.read_text())
+# Fields that would hold a secret in the config itself; each has a *_file twin that must be used instead.
+SECRET_FIELDS = {
+    "slack_api_url",
+    "api_url",
+    "smtp_auth_password",
+    "auth_password",
+    "smtp_auth_secret",
+    "auth_secret",
+    "password",
+    "bearer_token",
+    "credentials",
+    "routing_key",
+    "service_key",
+    "api_key",
+}
+
+
+def keys_of(node: Any) -> Iterator[str]:
+    """Every mapping key of a loaded YAML document, at any depth."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key
+            yield from keys_of(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from keys_of(item)
+
+
+# --- The config is valid -------------------------------------------------------------------------------
+
+
+def test_amtool_finds_the_committed_routing_valid_with_its_receivers_templates_and_inhibitions() -> None:
+    result = run(AMTOOL, "check-config", str(ROUTING_FILE))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    for found in ("2 inhibit rules", "6 receivers", "1 templates"):
+        assert found in result.stdout, result.stdout
+
+
+def test_amtool_finds_the_local_stacks_rendered_config_valid_with_its_generated_template(tmp_path: Path) -> None:
+    result = run(AMTOOL, "check-config", str(write_alertmanager_config(settings_for(tmp_path))))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "6 receivers" in result.stdout and "2 templates" in result.stdout, result.stdout
+
+
+# --- Where each severity and team goes -----------------------------------------------------------------
+
+ROUTES = [
+    pytest.param({"severity": "critical", "team": "ml"}, "oncall-critical", id="critical-ml"),
+    pytest.param({"severity": "critical", "team": "data-platform"}, "oncall-critical", id="critical-data-platform"),
+    pytest.param({"alertname": "AirflowSchedulerDown", "severity": "critical"}, "oncall-critical", id="critical"),
+    pytest.param({"severity": "warning", "team": "ml", "dag_id": "ml_train"}, "slack-ml-alerts", id="warning-ml"),
+    pytest.param(
+        {"severity": "warning", "team": "data-platform"}, "slack-data-platform-alerts", id="warning-data-platform"
+    ),
+    pytest.param({"severity": "warning"}, "slack-alerts", id="warning-without-team"),
+    pytest.param({"severity": "warning", "team": "finance"}, "slack-alerts", id="warning-unknown-team"),
+    pytest.param({"severity": "info"}, "email-digest", id="info"),
+    pytest.param({"severity": "info", "team": "ml"}, "email-digest", id="info-ml"),
+    pytest.param({"alertname": "Watchdog", "severity": "none"}, "heartbeat", id="watchdog"),
+    pytest.param({"alertname": "SomethingNew"}, "slack-alerts", id="no-severity"),
+]
+
+
+def routes_test(labels: dict[str, str], receiver: str) -> subprocess.CompletedProcess[str]:
+    return run(
+        AMTOOL,
+        "config",
+        "routes",
+        "test",
+        f"--config.file={ROUTING_FILE}",
+        f"--verify.receivers={receiver}",
+        *(f"{name}={value}" for name, value in labels.items()),
+    )
+
+
+@pytest.mark.parametrize(("labels", "receiver"), ROUTES)
+def test_amtool_routes_an_alert_to_the_receiver_of_its_severity_and_team(labels: dict[str, str], receiver: str) -> None:
+    result = routes_test({"alertname": "AirflowDagLastRunFailed", **labels}, receiver)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == receiver
+
+
+def test_amtool_routes_test_fails_when_the_expected_receiver_is_wrong() -> None:
+    # Guards the table above: --verify.receivers really is checked.
+    result = routes_test({"alertname": "AirflowSchedulerDown", "severity": "critical"}, "slack-alerts")
+
+    assert result.returncode != 0
+    assert result.stdout.splitlines()[0] == "oncall-critical"
+
+
+def test_critical_repeats_hourly_warnings_every_four_hours_info_daily_and_the_heartbeat_every_minute() -> None:
+    routes = {route["receiver"]: route for route in ROUTING["route"]["routes"]}
+
+    assert routes["oncall-critical"]["repeat_interval"] == "1h"
+    assert routes["slack-alerts"]["repeat_interval"] == "4h"
+    assert routes["email-digest"]["group_by"] == ["severity"]
+    assert routes["email-digest"]["group_interval"] == "24h"
+    assert routes["heartbeat"]["repeat_interval"] == "1m"
+    assert ROUTING["route"]["group_by"][:2] == ["alertname", "dag_id"]
+    assert "..." not in ROUTING["route"]["group_by"]
+
+
+@pytest.mark.parametrize(
+    "receiver", [receiver["name"] for receiver in ROUTING["receivers"]], ids=lambda name: str(name)
+)
+def test_every_notifier_sends_resolved_messages_except_the_heartbeat_and_the_digest(receiver: str) -> None:
+    (config,) = (r for r in ROUTING["receivers"] if r["name"] == receiver)
+    notifiers = [n for key, value in config.items() if key.endswith("_configs") for n in value]
+
+    assert notifiers
+    assert {n.get("send_resolved") for n in notifiers} == {receiver not in ("heartbeat", "email-digest")}
+
+
+# --- No secret is committed or rendered ----------------------------------------------------------------
+
+
+def test_the_committed_routing_names_secret_files_and_holds_no_secret() -> None:
+    text = ROUTING_FILE.read_text()
+
+    assert not set(keys_of(ROUTING)) & SECRET_FIELDS
+    assert ROUTING["global"]["slack_api_url_file"].startswith("/")
+    assert ROUTING["global"]["smtp_auth_password_file"].startswith("/")
+    assert "hooks.slack.com" not in text
+
+
+def test_the_rendered_config_reads_the_smtp_password_from_the_configured_file(tmp_path: Path) -> None:
+    password_file = tmp_path / "smtp_password"
+    password_file.write_text("Sm7pPassw0rdProbe\n")
+    settings = settings_for(
+        tmp_path / "home",
+        AIRFLOW_OBS_SMTP_SMARTHOST="smtp.example:587",
+        AIRFLOW_OBS_SMTP_USERNAME="airflow-alerts",
+        AIRFLOW_OBS_SMTP_PASSWORD_FILE=str(password_file),
+    )
+
+    path = write_alertmanager_config(settings)
+    config = yaml.safe_load(path.read_text())
+
+    assert config["global"]["smtp_auth_username"] == "airflow-alerts"
+    assert config["global"]["smtp_auth_password_file"] == str(password_file)
+    assert "Sm7pPassw0rdProbe" not in path.read_text()
+    assert not set(keys_of(config)) & SECRET_FIELDS
+    assert run(AMTOOL, "check-config", str(path)).returncode == 0
+
+
+def test_without_smtp_credentials_the_rendered_config_does_not_log_in_to_the_capture(tmp_path: Path) -> None:
+    config = render_alertmanager_config(settings_for(tmp_path))
+
+    assert "smtp_auth_username" not in config["global"]
+    assert "smtp_auth_password_file" not in config["global"]
+
+
+# --- A real Alertmanager -------------------------------------------------------------------------------
+
+
+@dataclass
+class RunningAlertmanager:
+    url: str
+    settings: StackSettings
+
+    def post(self, *alerts: dict[str, Any]) -> None:
+        status, reply = http_json(f"{self.url}/api/v2/alerts", list(alerts))
+        assert status == 200, reply
+
+    def alerts(self, *matchers: str) -> list[dict[str, Any]]:
+        query = "&".join(f"filter={quote(matcher)}" for matcher in matchers)
+        status, reply = http_json(f"{self.url}/api/v2/alerts?{query}")
+        assert status == 200, reply
+        return reply
+
+    def records(self, kind: str, marker: str) -> list[dict[str, Any]]:
+        """Captured notifications of `kind` (slack, webhook, smtp) that mention `marker`."""
+        return [r for r in read_records(self.settings.capture_file(kind)) if marker in str(r)]
+
+
+def quicken(route: dict[str, Any], top: bool = True) -> None:
+    """Second-long group timers on every route, so a test sees its notifications (and resolutions) at once."""
+    for timer in ("group_wait", "group_interval"):
+        if top or timer in route:
+            route[timer] = "1s"
+    for child in route.get("routes", []):
+        quicken(child, top=False)
+
+
+@pytest.fixture(scope="module")
+def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAlertmanager]:
+    """The local stack's rendered config with short group timers, in Alertmanager, delivering to captures."""
+    home = tmp_path_factory.mktemp("alertmanager")
+    with contextlib.ExitStack() as stack:
+        ports = {}
+        for kind in ("slack", "webhook"):
+            server = make_http_capture(kind, "127.0.0.1", 0, home / "captures" / f"{kind}.jsonl")
+            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+            stack.callback(server.server_close)
+            stack.callback(server.shutdown)
+            ports[kind] = server.server_address[1]
+        smtp = make_smtp_capture("127.0.0.1", 0, home / "captures" / "smtp.jsonl")
+        smtp.start()
+        stack.callback(smtp.stop, no_assert=True)
+        settings = settings_for(
+            home,
+            AIRFLOW_OBS_SLACK_CAPTURE_PORT=str(ports["slack"]),
+            AIRFLOW_OBS_WEBHOOK_CAPTURE_PORT=str(ports["webhook"]),
+            AIRFLOW_OBS_SMTP_CAPTURE_PORT=str(smtp.port),
+            AIRFLOW_OBS_ALERTMANAGER_PORT=str(free_port()),
+        )
+        config = render_alertmanager_config(settings)
+        quicken(config["route"])
+        config_file = home / "alertmanager.yml"
+        config_file.write_text(yaml.safe_dump(config))
+        url = settings.url("alertmanager")
+        log = stack.enter_context((home / "alertmanager.log").open("w"))
+        process = subprocess.Popen(
+            [
+                ALERTMANAGER,
+                f"--config.file={config_file}",
+                f"--storage.path={home / 'data'}",
+                f"--web.listen-address=127.0.0.1:{settings.ports['alertmanager']}",
+                f"--web.external-url={url}",
+                "--cluster.listen-address=",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+        stack.callback(stop_process, process, timeout=10)
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                pytest.fail(f"Alertmanager exited: {(home / 'alertmanager.log').read_text()}")
+            with contextlib.suppress(OSError):
+                return http_json(f"{url}/-/ready")[0] == 200
+            return False
+
+        wait_for(ready, 15, "Alertmanager to be ready", interval=0.1)
+        yield RunningAlertmanager(url, settings)
+
+
+def alert(alertname: str, environment: str, severity: str = "warning", **labels: str) -> dict[str, Any]:
+    return {
+        "labels": {"alertname": alertname, "severity": severity, "environment": environment, **labels},
+        "annotations": {"summary": f"{alertname} in {environment}"},
+    }
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+CAUSES = ["AirflowSchedulerDown", "AirflowMetadataDBUnreachable", "AirflowExporterDown", "PostgresDown"]
+# What a cause explains: every alert about a DAG, and the task, pool and queue alerts.
+SYMPTOMS = [
+    ("AirflowDagLastRunFailed", "warning", {"dag_id": "etl_orders", "team": "data-platform"}),
+    ("AirflowDagLastRunFailed", "warning", {"dag_id": "ml_training", "team": "ml"}),
+    ("AirflowDagLastRunFailed", "critical", {"dag_id": "finance_close"}),
+    ("AirflowTaskFailingRepeatedly", "warning", {"dag_id": "etl_orders", "task_id": "load"}),
+    ("AirflowTaskRetriesElevated", "info", {"dag_id": "etl_orders", "task_id": "extract"}),
+    ("AirflowTasksQueuedTooLong", "warning", {"queue": "default"}),
+    ("AirflowPoolSaturated", "warning", {"pool": "default_pool"}),
+    ("AirflowTaskHeartbeatLost", "warning", {}),
+    ("AirflowDagMissedSchedule", "warning", {}),
+]
+# What no cause explains: these must keep paging during an outage.
+BYSTANDERS = [
+    ("AirflowDagProcessorDown", "critical", {}),
+    ("AirflowTriggererDown", "critical", {}),
+    ("AirflowDagImportErrors", "warning", {"file": "dags/broken.py"}),
+    ("PostgresConnectionsNearLimit", "warning", {"instance": "db:9187"}),
+    ("HostHighCpu", "warning", {"instance": "host:9100"}),
+    ("AlertmanagerFailingToSend", "critical", {"integration": "slack"}),
+]
+
+
+def key(alertname: str, labels: dict[str, str]) -> tuple[str, ...]:
+    """What tells the alerts of these tests apart: alertname and the labels of its incident."""
+    return (alertname, *(labels.get(k, "") for k in ("dag_id", "task_id", "pool", "queue")))
+
+
+def by_name(alerts: list[dict[str, Any]]) -> dict[tuple[str, ...], dict[str, Any]]:
+    """Alerts from the API keyed by `key`."""
+    return {key(a["labels"]["alertname"], a["labels"]): a for a in alerts}
+
+
+@pytest.mark.parametrize("cause", CAUSES)
+def test_a_cause_mutes_every_dag_task_pool_and_queue_alert_and_nothing_else(
+    alertmanager: RunningAlertmanager, cause: str
+) -> None:
+    environment = unique(cause)
+    everything = [(cause, "critical", {}), *SYMPTOMS, *BYSTANDERS]
+    alertmanager.post(*(alert(name, environment, severity, **labels) for name, severity, labels in everything))
+
+    def all_symptoms_inhibited() -> dict[tuple[str, ...], dict[str, Any]] | None:
+        alerts = by_name(alertmanager.alerts(f'environment="{environment}"'))
+        done = len(alerts) == len(everything)
+        return (
+            alerts
+            if done and all(alerts[key(n, labels)]["status"]["inhibitedBy"] for n, _, labels in SYMPTOMS)
+            else None
+        )
+
+    alerts = wait_for(all_symptoms_inhibited, 15, f"the symptoms of {cause} to be inhibited", interval=0.2)
+    source = alerts[key(cause, {})]
+    assert source["status"] == {"state": "active", "inhibitedBy": [], "silencedBy": []}
+    for name, _, labels in SYMPTOMS:
+        status = alerts[key(name, labels)]["status"]
+        assert status["state"] == "suppressed"
+        assert status["inhibitedBy"] == [source["fingerprint"]], name
+    for name, _, labels in BYSTANDERS:
+        assert alerts[key(name, labels)]["status"]["inhibitedBy"] == [], name
+
+
+def test_the_causes_never_mute_one_another(alertmanager: RunningAlertmanager) -> None:
+    environment = unique("all-causes")
+    alertmanager.post(
+        *(alert(name, environment, "critical") for name in CAUSES),
+        alert("AirflowDagLastRunFailed", environment, dag_id="etl_orders"),
+    )
+
+    def dag_alert_inhibited() -> dict[tuple[str, ...], dict[str, Any]] | None:
+        alerts = by_name(alertmanager.alerts(f'environment="{environment}"'))
+        dag_alert = alerts.get(key("AirflowDagLastRunFailed", {"dag_id": "etl_orders"}))
+        return alerts if len(alerts) == len(CAUSES) + 1 and dag_alert["status"]["inhibitedBy"] else None
+
+    alerts = wait_for(dag_alert_inhibited, 15, "the DAG alert to be inhibited", interval=0.2)
+    for cause in CAUSES:
+        assert alerts[key(cause, {})]["status"]["inhibitedBy"] == [], cause
+
+
+def test_a_scheduler_down_in_one_environment_leaves_another_environments_dag_alerts_alone(
+    alertmanager: RunningAlertmanager,
+) -> None:
+    down, healthy = unique("down"), unique("healthy")
+    dag_id = unique("dag")
+    alertmanager.post(
+        alert("AirflowSchedulerDown", down, "critical"),
+        alert("AirflowDagLastRunFailed", down, dag_id=dag_id),
+        alert("AirflowDagLastRunFailed", healthy, dag_id=dag_id),
+    )
+
+    def statuses() -> dict[str, list[str]] | None:
+        found = {
+            a["labels"]["environment"]: a["status"]["inhibitedBy"] for a in alertmanager.alerts(f'dag_id="{dag_id}"')
+        }
+        return found if len(found) == 2 and found[down] else None
+
+    found = wait_for(statuses, 15, "the DAG alert of the broken environment to be inhibited", interval=0.2)
+    assert found[healthy] == []
+
+
+# --- What arrives: Slack with buttons, HTML e-mail, the pager's JSON ----------------------------------
+
+
+@dataclass
+class Page:
+    alert: dict[str, Any]
+    slack: dict[str, Any]
+    email: dict[str, Any]
+    webhook: dict[str, Any]
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: dict[str, str] = {}
+        self._href: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._href = dict(attrs).get("href")
+
+    def handle_data(self, data: str) -> None:
+        if self._href is not None and data.strip():
+            self.links[data.strip()] = self._href
+            self._href = None
+
+
+def html_links(html: str) -> dict[str, str]:
+    """Link text -> href (unescaped) of an HTML document."""
+    parser = _Links()
+    parser.feed(html)
+    return parser.links
+
+
+@pytest.fixture(scope="module")
+def critical_page(alertmanager: RunningAlertmanager) -> Page:
+    """A critical DAG alert whose description carries markup, as delivered to Slack, e-mail and the pager."""
+    dag_id = unique("etl_orders").replace("-", "_")
+    page = {
+        "labels": {
+            "alertname": "AirflowDagLastRunFailed",
+            "severity": "critical",
+            "team": "data-platform",
+            "dag_id": dag_id,
+            "environment": unique("page"),
+        },
+        "annotations": {
+            "summary": f"The latest run of {dag_id} failed.",
+            "description": "Task load failed: <script>alert('x')</script> & more",
+            "runbook_url": "https://runbooks.example/runbooks/AirflowDagLastRunFailed.md",
+            "dashboard_url": f"https://grafana.example/d/airflow-dag?var-dag_id={dag_id}",
+            "airflow_url": f"https://airflow.example/dags/{dag_id}",
+        },
+    }
+    alertmanager.post(page)
+
+    def delivered() -> tuple[list[dict[str, Any]], ...] | None:
+        found = tuple(alertmanager.records(kind, dag_id) for kind in ("slack", "smtp", "webhook"))
+        return found if all(found) else None
+
+    slack, email, webhook = wait_for(delivered, 20, "the page in the Slack, SMTP and webhook captures", interval=0.2)
+    return Page(page, slack[0]["body"], email[0], webhook[0])
+
+
+def test_a_critical_page_reaches_the_oncall_channel_with_runbook_airflow_grafana_and_silence_buttons(
+    alertmanager: RunningAlertmanager, critical_page: Page
+) -> None:
+    labels, annotations = critical_page.alert["labels"], critical_page.alert["annotations"]
+    (attachment,) = critical_page.slack["attachments"]
+
+    assert critical_page.slack["channel"] == "#airflow-oncall"
+    assert attachment["title"] == f"[FIRING:1] AirflowDagLastRunFailed · {labels['dag_id']}"
+    assert attachment["color"] == "danger"
+    buttons = {action["text"]: action["url"] for action in attachment["actions"] if action["type"] == "button"}
+    assert list(buttons) == ["Runbook", "Airflow", "Grafana", "Silence"]
+    assert buttons["Runbook"] == annotations["runbook_url"]
+    assert buttons["Airflow"] == annotations["airflow_url"]
+    assert buttons["Grafana"] == annotations["dashboard_url"]
+    prefix = f"{alertmanager.url}/#/silences/new?filter="
+    assert buttons["Silence"].startswith(prefix)
+    assert unquote(buttons["Silence"][len(prefix) :]) == (
+        f'{{alertname="AirflowDagLastRunFailed",dag_id="{labels["dag_id"]}"}}'
+    )
+    assert "&lt;script&gt;" in attachment["text"] and "<script>" not in attachment["text"]
+
+
+def test_the_silence_buttons_matchers_select_exactly_the_alert_in_alertmanager(
+    alertmanager: RunningAlertmanager, critical_page: Page
+) -> None:
+    (attachment,) = critical_page.slack["attachments"]
+    silence = next(action["url"] for action in attachment["actions"] if action["text"] == "Silence")
+    matchers = re.findall(r'\w+="(?:[^"\\]|\\.)*"', unquote(silence.split("filter=", 1)[1]))
+
+    selected = alertmanager.alerts(*matchers)
+
+    assert len(matchers) == 2
+    assert [a["labels"] for a in selected] == [critical_page.alert["labels"]]
+
+
+def test_the_page_email_is_html_with_every_value_escaped_and_the_links(critical_page: Page) -> None:
+    annotations = critical_page.alert["annotations"]
+    html = critical_page.email["html"]
+
+    assert critical_page.email["rcpt_tos"] == ["oncall@localhost"]
+    assert critical_page.email["subject"].startswith("[FIRING:1] AirflowDagLastRunFailed")
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; more" in html
+    links = html_links(html)
+    assert links["Runbook"] == annotations["runbook_url"]
+    assert links["Airflow"] == annotations["airflow_url"]
+    assert links["Grafana"] == annotations["dashboard_url"]
+    assert links["Silence this group"].startswith(f"{critical_page.webhook['body']['externalURL']}/#/silences/new")
+
+
+def test_the_pager_gets_alertmanagers_version_4_json_with_labels_and_annotations(critical_page: Page) -> None:
+    body = critical_page.webhook["body"]
+
+    assert critical_page.webhook["path"] == "/pager"
+    assert body["version"] == "4"
+    assert body["receiver"] == "oncall-critical"
+    assert body["status"] == "firing"
+    assert body["commonLabels"] == critical_page.alert["labels"]
+    assert body["alerts"][0]["annotations"] == critical_page.alert["annotations"]
+
+
+def test_a_team_warning_without_an_airflow_link_goes_to_the_teams_channel_and_opens_the_airflow_home(
+    alertmanager: RunningAlertmanager,
+) -> None:
+    pool = unique("ml_gpu_pool")
+    warning = alert("AirflowPoolSaturated", unique("team"), team="ml", pool=pool)
+    warning["annotations"]["runbook_url"] = "https://runbooks.example/runbooks/AirflowPoolSaturated.md"
+    alertmanager.post(warning)
+
+    (record, *_) = wait_for(lambda: alertmanager.records("slack", pool), 20, "the warning in the Slack capture", 0.2)
+    (attachment,) = record["body"]["attachments"]
+
+    assert record["body"]["channel"] == "#ml-alerts"
+    assert attachment["title"] == "[FIRING:1] AirflowPoolSaturated"
+    buttons = {action["text"]: action["url"] for action in attachment["actions"]}
+    assert buttons["Airflow"] == alertmanager.settings.url("airflow")
+    # No dashboard_url: the Grafana button falls back to the alert's page in Alertmanager, never to nothing.
+    assert buttons["Grafana"].startswith(f"{alertmanager.url}/#/alerts?receiver=slack-ml-alerts")
+    assert all(url.startswith("http") for url in buttons.values())
+
+
+def test_a_resolved_alert_sends_a_resolved_message(alertmanager: RunningAlertmanager) -> None:
+    dag_id = unique("resolving")
+    firing = alert("AirflowDagFailingForAnHour", unique("resolve"), dag_id=dag_id)
+    alertmanager.post(firing)
+    wait_for(lambda: alertmanager.records("slack", dag_id), 20, "the firing message", 0.2)
+
+    alertmanager.post({**firing, "endsAt": datetime.now(UTC).isoformat()})
+
+    def resolved() -> list[dict[str, Any]]:
+        titles = [r["body"]["attachments"][0]["title"] for r in alertmanager.records("slack", dag_id)]
+        return [title for title in titles if title.startswith("[RESOLVED")]
+
+    assert wait_for(resolved, 20, "the resolved message", 0.2) == [
+        f"[RESOLVED:1] AirflowDagFailingForAnHour · {dag_id}"
+    ]
+
+
+def test_info_alerts_arrive_together_in_one_email_digest(alertmanager: RunningAlertmanager) -> None:
+    environment = unique("digest")
+    alertmanager.post(
+        alert("AirflowTaskRetriesElevated", environment, "info", dag_id="etl_orders"),
+        alert("AirflowDagRunSlowerThanUsual", environment, "info", dag_id="reports"),
+    )
+
+    def digest() -> list[dict[str, Any]]:
+        return [r for r in alertmanager.records("smtp", environment) if "AirflowDagRunSlowerThanUsual" in r["html"]]
+
+    (email, *_) = wait_for(digest, 20, "the digest e-mail", 0.2)
+    assert "AirflowTaskRetriesElevated" in email["html"]
+    assert not alertmanager.records("slack", environment)

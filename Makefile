@@ -4,14 +4,15 @@ VENV_BIN := .venv/bin
 PYTEST := $(VENV_BIN)/pytest
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap up down status test test-unit test-dags test-integration lint bench
+.PHONY: help bootstrap up down status test test-unit test-dags test-integration lint bench incident
 
 help:
 	@echo "make up      start Airflow, the exporter, Prometheus, Alertmanager and the alert captures on loopback"
 	@echo "make down    stop everything 'make up' started (data is kept in .stack/)"
 	@echo "make status  state and health of each component"
 	@echo "make test    lint, fast unit tests, then integration tests against real components"
-	@echo "make bench   plugin time per task event, and exporter scrape cost vs a naive exporter (100k/1M/5M task instances); updates docs/benchmarks.md"
+	@echo "make incident SCENARIO=<name>  break the running stack on purpose and show the alert arriving (SCENARIO=list)"
+	@echo "make bench   plugin time per task event, exporter scrape cost vs a naive exporter (100k/1M/5M task instances), fault-to-notification time per incident scenario; updates docs/benchmarks.md"
 
 bootstrap:
 	@local_stack/bootstrap.sh
@@ -24,6 +25,11 @@ down:
 
 status:
 	@$(VENV_BIN)/airflow-obs status
+
+# Rehearse an incident on the running `make up` stack: the alert as it reaches Slack, email and the pager.
+SCENARIO ?= list
+incident:
+	@$(VENV_BIN)/airflow-obs incident $(SCENARIO)
 
 lint: bootstrap
 	$(VENV_BIN)/ruff check .
@@ -46,3 +52,4 @@ test: lint test-unit test-dags test-integration
 bench: bootstrap
 	$(VENV_BIN)/python -m bench.plugin_bench --write-docs
 	$(VENV_BIN)/python -m bench.exporter_bench --write-docs
+	$(VENV_BIN)/python -m bench.incident_bench --write-docs

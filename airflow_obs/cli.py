@@ -103,6 +103,35 @@ def _cmd_source_api(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_incident(args: argparse.Namespace) -> int:
+    from local_stack.incidents.client import IncidentError
+    from local_stack.incidents.runner import run_scenario
+    from local_stack.incidents.scenarios import SCENARIOS, scenario
+
+    if args.scenario == "list":
+        for item in SCENARIOS.values():
+            print(f"{item.name:<34} {', '.join(item.alerts):<32} {item.summary}")
+        return 0
+    settings = load_settings()
+    try:
+        chosen = scenario(args.scenario)
+        print(f"incident {chosen.name}: {chosen.summary}")
+        print(f"waiting up to {args.timeout:.0f}s for {', '.join(chosen.alerts)} on every sink its route names")
+        report = run_scenario(
+            settings,
+            chosen,
+            fire_timeout=args.timeout,
+            resolve_timeout=args.timeout,
+            recover=not args.no_recover,
+            show=lambda arrival: print("  " + arrival.describe(), flush=True),
+        )
+    except IncidentError as exc:
+        print(f"airflow-obs incident: {exc}", file=sys.stderr)
+        return 1
+    print(f"first notification {report.first_notification_seconds():.1f}s after the fault was injected")
+    return 0
+
+
 def _stack_traces_hint() -> str:
     """Where the local stack keeps its spans: its Airflow has its own AIRFLOW_HOME, which a shell usually lacks."""
     try:
@@ -172,6 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("dag_id")
     trace.add_argument("run_id")
     trace.add_argument("--file", help="JSONL span file (default: AIRFLOW_OBS_TRACES_FILE, else under AIRFLOW_HOME)")
+    incident = commands.add_parser(
+        "incident", help="break the running local stack on purpose and show the alert arriving (list: scenarios)"
+    )
+    incident.add_argument("scenario", help="a scenario name, or `list`")
+    incident.add_argument("--no-recover", action="store_true", help="leave the stack broken (recover by hand)")
+    incident.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for each notification")
     return parser
 
 
@@ -184,6 +219,7 @@ HANDLERS = {
     "capture": _cmd_capture,
     "source-api": _cmd_source_api,
     "trace": _cmd_trace,
+    "incident": _cmd_incident,
 }
 
 

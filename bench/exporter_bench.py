@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.docs_section import DOCS, markers, write_section
 from bench.synthetic_history import load_synthetic_history
 from local_stack.processes import stop_process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DOCS = REPO_ROOT / "docs" / "benchmarks.md"
-START_MARKER, END_MARKER = "<!-- exporter-bench:start -->", "<!-- exporter-bench:end -->"
+START_MARKER, END_MARKER = markers("exporter-bench")
 DEFAULT_SIZES = (100_000, 1_000_000, 5_000_000)
 DEFAULT_SCRAPES = 40
 NAIVE_SCRAPES = 10
@@ -296,11 +296,7 @@ def _target_lines(results: list[SizeResult]) -> list[str]:
 
 def write_docs(section: str, path: Path = DOCS) -> None:
     """Replace what lies between the markers in docs/benchmarks.md; everything else is kept."""
-    document = path.read_text()
-    start, end = document.find(START_MARKER), document.find(END_MARKER)
-    if start < 0 or end < start:
-        raise RuntimeError(f"{path} lacks the {START_MARKER} ... {END_MARKER} markers")
-    path.write_text(document[: start + len(START_MARKER)] + "\n" + section + "\n" + document[end:])
+    write_section("exporter-bench", section, path)
 
 
 def main(argv: list[str] | None = None) -> None:

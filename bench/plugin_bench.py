@@ -25,9 +25,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import quote
 
+from bench.docs_section import DOCS, write_section
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DOCS = REPO_ROOT / "docs" / "benchmarks.md"
-START_MARKER, END_MARKER = "<!-- plugin-bench:start -->", "<!-- plugin-bench:end -->"
 NOTIFY_TIMEOUT_SECONDS = 1.0
 
 
@@ -189,14 +189,6 @@ def render(rows: list[str]) -> str:
     return "\n".join(header + rows)
 
 
-def write_docs(section: str) -> None:
-    document = DOCS.read_text()
-    start, end = document.find(START_MARKER), document.find(END_MARKER)
-    if start < 0 or end < start:
-        raise RuntimeError(f"{DOCS} lacks the {START_MARKER} ... {END_MARKER} markers")
-    DOCS.write_text(document[: start + len(START_MARKER)] + "\n" + section + "\n" + document[end:])
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=2000, help="listener events to time")
@@ -208,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
         section = render(run(args.events, Path(folder)))
     print(section)
     if args.write_docs:
-        write_docs(section)
+        write_section("plugin-bench", section)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from local_stack.secrets import write_private
-from local_stack.settings import LOOPBACK, REPO_ROOT, StackSettings
+from local_stack.settings import LOOPBACK, REPO_ROOT, SettingsError, StackSettings
 
 ROUTING_FILE = REPO_ROOT / "alert_rules" / "alertmanager.yml"
 
@@ -46,7 +46,7 @@ def _timing_overrides(environ: Mapping[str, str]) -> dict[str, str]:
         if not value:
             continue
         if not _DURATION.match(value):
-            raise ValueError(f"{variable}={value!r}: expected an Alertmanager duration such as 1s, 5m or 4h")
+            raise SettingsError(f"{variable}={value!r}: expected an Alertmanager duration such as 1s, 5m or 4h")
         overrides[key] = value
     return overrides
 

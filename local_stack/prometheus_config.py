@@ -8,8 +8,9 @@ from typing import Any
 
 import yaml
 from alerting.render import write_rule_files
+from alerting.thresholds import ThresholdError
 
-from local_stack.settings import LOOPBACK, StackSettings
+from local_stack.settings import LOOPBACK, SettingsError, StackSettings
 
 # Scrape jobs of the local stack: job name -> component whose port it scrapes.
 SCRAPE_JOBS = {
@@ -56,7 +57,10 @@ def render_prometheus_config(settings: StackSettings) -> dict[str, Any]:
 
 
 def write_prometheus_config(settings: StackSettings) -> Path:
-    write_rule_files(rules_dir(settings), rules_environ(settings))
+    try:
+        write_rule_files(rules_dir(settings), rules_environ(settings))
+    except ThresholdError as error:  # reported like every other bad setting of `make up`
+        raise SettingsError(str(error)) from error
     path = settings.generated_dir / "prometheus.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(render_prometheus_config(settings), sort_keys=False))

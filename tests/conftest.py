@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+
+from local_stack.free_ports import free_port, free_ports  # noqa: F401 - the tests' helpers
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,25 +28,6 @@ os.environ.update(
         "AIRFLOW_CONN_WAREHOUSE": "sqlite://" + quote(str(_TEST_AIRFLOW_HOME / "warehouse.db"), safe=""),
     }
 )
-
-
-def free_port() -> int:
-    """A port that was free a moment ago on loopback (tests bind 127.0.0.1 only)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports free a moment ago: held open together, so the OS cannot hand one out twice."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @pytest.fixture

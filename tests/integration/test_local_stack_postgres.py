@@ -9,15 +9,20 @@ import pytest
 
 from local_stack.airflow_env import metadata_db_url
 from local_stack.health import AIRFLOW_COMPONENTS
+from local_stack.incidents.arrivals import alertmanager_arrivals
+from local_stack.incidents.runner import run_scenario
+from local_stack.incidents.scenarios import COMPRESSED_THRESHOLDS, SCENARIOS
 from local_stack.programs import postgres_data_dir
 from tests.integration.conftest import LocalStack, alive, http_json, processes_of, running_stack
+from tests.integration.incident_checks import FAST_ALERTMANAGER, assert_links_work, assert_once_per_sink
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def postgres_stack() -> Iterator[LocalStack]:
-    with running_stack({"AIRFLOW_OBS_DB": "postgres"}) as stack:
+    # Compressed alert timings, for the metadata-DB incident below; nothing else here depends on them.
+    with running_stack({"AIRFLOW_OBS_DB": "postgres", **COMPRESSED_THRESHOLDS, **FAST_ALERTMANAGER}) as stack:
         yield stack
 
 
@@ -43,6 +48,21 @@ def test_the_exporter_reads_the_postgres_metadata_db(postgres_stack: LocalStack)
     status, metrics = http_json(postgres_stack.url("exporter") + "/metrics")
     assert status == 200
     assert "airflow_up 1.0" in metrics
+
+
+def test_the_metadata_db_stopping_pages_once_and_resolves_when_it_is_back(postgres_stack: LocalStack) -> None:
+    scenario = SCENARIOS["metadata_db_stopped"]
+    report = run_scenario(postgres_stack.settings, scenario, fire_timeout=180, resolve_timeout=300, settle_seconds=8)
+
+    assert report.expected_sinks == {"AirflowMetadataDBUnreachable": {"slack", "email", "pager"}}
+    assert_once_per_sink(report, report.firing)
+    assert_once_per_sink(report, report.resolved)
+    assert_links_work(postgres_stack, next(arrival for arrival in report.firing if arrival.sink == "pager"))
+    # Nothing the outage caused paged besides it: the DB alert explains the components' silence.
+    others = [a for a in alertmanager_arrivals(postgres_stack.settings)
+              if report.injected_at <= a.received_at < report.recovered_at and a.status == "firing"
+              and a.alertname != "AirflowMetadataDBUnreachable" and a.alertname.startswith("Airflow")]  # fmt: skip
+    assert others == []
 
 
 def test_status_lists_postgres_and_down_stops_it_keeping_the_data(postgres_stack: LocalStack) -> None:

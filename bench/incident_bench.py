@@ -1,0 +1,149 @@
+"""Time from fault to first notification, per fault-injection scenario, on a real local stack.
+
+Starts `airflow-obs up` in a private folder on free ports with compressed thresholds and fast Alertmanager timings
+(the tests' settings), runs each scenario (local_stack.incidents) and measures from the moment the fault is in
+place (inject returned) to the first notification reaching any capture. The pipeline's own share is what is left
+after the condition's inherent delay and the alert's `for`: it should stay within scrape + evaluation + group_wait
+(+ the exporter's snapshot cache), plus 10%.
+
+    python -m bench.incident_bench [--write-docs] [--scenario NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from alerting.thresholds import resolve, seconds
+
+from bench.docs_section import DOCS, write_section
+from local_stack.free_ports import free_ports
+from local_stack.incidents.runner import run_scenario
+from local_stack.incidents.scenarios import COMPRESSED_THRESHOLDS, SCENARIOS
+from local_stack.settings import PORTS, load_settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+AIRFLOW_OBS = str(Path(sys.prefix) / "bin" / "airflow-obs")
+
+SCRAPE_SECONDS = 2.0
+GROUP_WAIT_SECONDS = 1.0
+SNAPSHOT_CACHE_SECONDS = 5.0  # the exporter's default snapshot_cache_seconds
+FAST = {
+    "AIRFLOW_OBS_SCRAPE_INTERVAL": f"{SCRAPE_SECONDS:g}s",
+    "AIRFLOW_OBS_ALERTMANAGER_GROUP_WAIT": f"{GROUP_WAIT_SECONDS:g}s",
+    "AIRFLOW_OBS_ALERTMANAGER_GROUP_INTERVAL": "5s",
+    "AIRFLOW_OBS_ALERTMANAGER_REPEAT_INTERVAL": "1h",
+}
+# Scenario -> (the threshold whose time must pass once the fault is in place, the alert's `for` threshold).
+DELAYS = {
+    "scheduler_killed": ("component_heartbeat_stale", "component_down_for"),
+    "pool_saturated": (None, "pool_saturated_for"),
+    "tasks_stuck_queued": ("queued_too_long", None),
+    "task_fails_for_good": (None, "dag_failed_for"),
+    "import_error": (None, "import_errors_for"),  # plus the dag-processor finding the file (refresh 30 s)
+}
+
+
+def _seconds(duration: str | None) -> float:
+    return float(seconds(duration)) if duration else 0.0
+
+
+@contextmanager
+def compressed_stack():
+    home = Path(tempfile.mkdtemp(prefix="airflow-obs-incident-bench-", dir="/tmp"))
+    home.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_OBS_", "AIRFLOW__", "AIRFLOW_HOME"))}
+    env.update({spec.env_var: str(port) for spec, port in zip(PORTS, free_ports(len(PORTS)), strict=True)})
+    env.update({"AIRFLOW_OBS_HOME": str(home), **COMPRESSED_THRESHOLDS, **FAST})
+    try:
+        result = subprocess.run([AIRFLOW_OBS, "up"], env=env, capture_output=True, text=True, timeout=600, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"airflow-obs up failed: {result.stderr[-2000:]}")
+        yield load_settings(env), env
+    finally:
+        subprocess.run([AIRFLOW_OBS, "down"], env=env, capture_output=True, timeout=180, check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _wait_quiet(settings, timeout: float = 180.0) -> None:
+    import json
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with opener.open(settings.url("alertmanager") + "/api/v2/alerts?active=true", timeout=10) as response:
+            names = {alert["labels"]["alertname"] for alert in json.load(response)} - {"Watchdog"}
+        if not names:
+            return
+        time.sleep(2)
+    raise RuntimeError(f"Alertmanager still has firing alerts after {timeout:.0f}s: {sorted(names)}")
+
+
+def run(names: list[str]) -> list[dict]:
+    thresholds = resolve(COMPRESSED_THRESHOLDS)
+    rows = []
+    with compressed_stack() as (settings, _):
+        for name in names:
+            _wait_quiet(settings)
+            time.sleep(8)
+            report = run_scenario(settings, SCENARIOS[name], fire_timeout=300, resolve_timeout=300)
+            inherent_key, for_key = DELAYS[name]
+            inherent = _seconds(thresholds.get(inherent_key)) if inherent_key else 0.0
+            hold = _seconds(thresholds.get(for_key)) if for_key else 0.0
+            measured = report.first_notification_seconds() or float("nan")
+            rows.append(
+                {
+                    "scenario": name,
+                    "alert": ", ".join(SCENARIOS[name].alerts),
+                    "measured": measured,
+                    "inherent": inherent,
+                    "for": hold,
+                    "pipeline": measured - inherent - hold,
+                }
+            )
+            print(rows[-1], flush=True)
+    return rows
+
+
+def render(rows: list[dict]) -> str:
+    budget = SCRAPE_SECONDS * 2 + GROUP_WAIT_SECONDS + SNAPSHOT_CACHE_SECONDS
+    lines = [
+        f"Measured {datetime.now(UTC):%Y-%m-%d} on 2 cores: scrape and evaluation every {SCRAPE_SECONDS:g} s, "
+        f"group_wait {GROUP_WAIT_SECONDS:g} s, exporter snapshot cache {SNAPSHOT_CACHE_SECONDS:g} s: pipeline "
+        f"budget {budget:g} s (+10% = {budget * 1.1:.1f} s).",
+        "",
+        "| scenario | alert | fault → first notification | condition's own delay | `for` | pipeline share "
+        "| within budget +10% |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        ok = "yes" if row["pipeline"] <= budget * 1.1 else "no"
+        lines.append(
+            f"| {row['scenario']} | {row['alert']} | {row['measured']:.1f} s | {row['inherent']:g} s "
+            f"| {row['for']:g} s | {row['pipeline']:.1f} s | {ok} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", action="append", choices=sorted(DELAYS), help="default: all timed ones")
+    parser.add_argument("--write-docs", action="store_true", help=f"rewrite the incident part of {DOCS.name}")
+    args = parser.parse_args(argv)
+    section = render(run(args.scenario or list(DELAYS)))
+    print(section)
+    if args.write_docs:
+        write_section("incident-bench", section)
+
+
+if __name__ == "__main__":
+    main()

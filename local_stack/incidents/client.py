@@ -1,0 +1,124 @@
+"""What a scenario drives on the local stack: Airflow's REST API (as admin), supervisord's programs, the captures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import urllib.error
+import urllib.request
+import xmlrpc.client
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from local_stack.secrets import ensure_airflow_passwords
+from local_stack.settings import StackSettings
+from local_stack.supervisor_control import rpc
+
+REQUEST_TIMEOUT = 10.0
+LOCKED_RETRY_SECONDS = 30.0  # SQLite answers a write with 500 "database is locked" while the scheduler writes
+
+
+class IncidentError(RuntimeError):
+    """A scenario could not be set up or undone; the message says which step and what came back."""
+
+
+class StackClient:
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self._token: str | None = None
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    # --- Airflow's REST API -------------------------------------------------------------------------------
+    def _request(self, method: str, url: str, body: Any = None, headers: dict[str, str] | None = None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(  # noqa: S310 - the stack's own loopback URL
+            url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+        )
+        try:
+            with self._opener.open(request, timeout=REQUEST_TIMEOUT) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, raw = error.code, error.read()
+        try:
+            return status, json.loads(raw) if raw else None
+        except ValueError:
+            return status, raw.decode("utf-8", "replace")
+
+    def _bearer(self) -> dict[str, str]:
+        if self._token is None:
+            password = ensure_airflow_passwords(self.settings)["admin"]
+            url = self.settings.url("airflow") + "/auth/token"
+            status, body = self._request("POST", url, {"username": "admin", "password": password})
+            if status != 201:
+                raise IncidentError(f"logging in to Airflow at {url} as admin gave HTTP {status}")
+            self._token = body["access_token"]
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def api(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201, 204)) -> Any:
+        """One REST call under /api/v2; a SQLite lock (500) is retried for a bounded time."""
+        url = f"{self.settings.url('airflow')}/api/v2{path}"
+        deadline = time.monotonic() + LOCKED_RETRY_SECONDS
+        while True:
+            status, answer = self._request(method, url, body, self._bearer())
+            if status in ok:
+                return answer
+            if status != 500 or time.monotonic() > deadline:
+                raise IncidentError(f"{method} {path} gave HTTP {status}: {str(answer)[:300]}")
+            time.sleep(2)
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+        """A manual run now (a fresh logical date each time, so runs never collide); returns its run_id."""
+        logical_date = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        run = self.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": logical_date, "conf": conf or {}})
+        return run["dag_run_id"]
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        return self.api("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")["state"]
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300.0) -> str:
+        deadline = time.monotonic() + timeout
+        while (state := self.run_state(dag_id, run_id)) not in ("success", "failed"):
+            if time.monotonic() > deadline:
+                raise IncidentError(f"run {run_id} of {dag_id} is still {state} after {timeout:.0f}s")
+            time.sleep(2)
+        return state
+
+    def set_pool_slots(self, pool: str, slots: int) -> int:
+        """Set a pool's slots; returns what it had."""
+        before = self.api("GET", f"/pools/{pool}")["slots"]
+        self.api("PATCH", f"/pools/{pool}?update_mask=slots", {"name": pool, "slots": slots})
+        return before
+
+    # --- supervisord ---------------------------------------------------------------------------------------
+    def program_pid(self, name: str) -> int:
+        return int(rpc(self.settings).supervisor.getProcessInfo(name)["pid"])
+
+    def kill_program(self, name: str, timeout: float = 30.0) -> None:
+        """SIGKILL the program's process group (no clean shutdown), and keep supervisord from restarting it."""
+        pid = self.program_pid(name)
+        if pid:
+            os.killpg(pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while rpc(self.settings).supervisor.getProcessInfo(name)["statename"] != "STOPPED":
+            if time.monotonic() > deadline:
+                raise IncidentError(f"{name} did not stay stopped within {timeout:.0f}s")
+            try:
+                rpc(self.settings).supervisor.stopProcess(name, True)
+            except xmlrpc.client.Fault:  # already exiting, or between states: look again
+                time.sleep(0.5)
+
+    def start_program(self, name: str) -> None:
+        try:
+            rpc(self.settings).supervisor.startProcess(name, True)
+        except xmlrpc.client.Fault as fault:
+            if "ALREADY_STARTED" not in fault.faultString:
+                raise IncidentError(f"starting {name}: {fault.faultString}") from fault
+
+    def start_stopped_programs(self) -> None:
+        """Start every program that is not running (what `make up` does for a stack that is partly down)."""
+        for info in rpc(self.settings).supervisor.getAllProcessInfo():
+            if info["statename"] not in ("RUNNING", "STARTING"):
+                self.start_program(info["name"])

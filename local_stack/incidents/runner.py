@@ -1,0 +1,162 @@
+"""Run one scenario on a running stack: inject, wait for the alert on every sink its route names, recover,
+wait for the resolved message; report what arrived and how long it took."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import yaml
+
+from local_stack.incidents.arrivals import Arrival, alertmanager_arrivals
+from local_stack.incidents.client import IncidentError, StackClient
+from local_stack.incidents.scenarios import Scenario
+from local_stack.settings import StackSettings
+
+AMTOOL = "/usr/bin/amtool"
+
+
+@dataclass
+class Report:
+    scenario: str
+    injected_at: datetime
+    firing: list[Arrival] = field(default_factory=list)
+    resolved: list[Arrival] = field(default_factory=list)
+    expected_sinks: dict[str, set[str]] = field(default_factory=dict)  # alertname -> sinks its route names
+    recovered_at: datetime | None = None  # when recovery began
+    context: dict = field(default_factory=dict)  # what inject() returned (runs, Alertmanager's view...)
+
+    def first_notification_seconds(self) -> float | None:
+        times = [arrival.received_at for arrival in self.firing]
+        return (min(times) - self.injected_at).total_seconds() if times else None
+
+
+def _alert_labels(settings: StackSettings, alertname: str) -> dict[str, str]:
+    """The labels routing looks at, as the stack's rendered rules give them (severity, fixed labels)."""
+    for path in sorted((settings.generated_dir / "rules").glob("*.rules.yml")):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                if rule.get("alert") == alertname:
+                    return {"alertname": alertname, **rule.get("labels", {})}
+    raise IncidentError(f"alert {alertname} is not in the stack's rules ({settings.generated_dir / 'rules'})")
+
+
+def _routed_receivers(settings: StackSettings, labels: dict[str, str]) -> list[dict]:
+    """The receivers Alertmanager routes these labels to, asked of amtool on the stack's rendered config."""
+    config_path = settings.generated_dir / "alertmanager.yml"
+    result = subprocess.run(
+        [AMTOOL, "config", "routes", "test", f"--config.file={config_path}", *(f"{k}={v}" for k, v in labels.items())],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise IncidentError(f"amtool could not route {labels}: {result.stderr.strip() or result.stdout.strip()}")
+    names = {name.strip() for name in result.stdout.strip().split(",") if name.strip()}
+    return [receiver for receiver in yaml.safe_load(config_path.read_text())["receivers"] if receiver["name"] in names]
+
+
+def _sinks(receivers: list[dict], resolved_only: bool = False) -> set[str]:
+    """Capture sinks of these receivers (slack, email, and a webhook by its path: pager, heartbeat)."""
+    sinks: set[str] = set()
+    for receiver in receivers:
+        for key, sink in (("slack_configs", "slack"), ("email_configs", "email")):
+            # Alertmanager's defaults: send_resolved is off for Slack and email, on for webhooks.
+            if any(item.get("send_resolved", False) or not resolved_only for item in receiver.get(key, [])):
+                sinks.add(sink)
+        for hook in receiver.get("webhook_configs", []):
+            if hook.get("send_resolved", True) or not resolved_only:
+                sinks.add(urlsplit(hook["url"]).path.strip("/") or "webhook")
+    return sinks
+
+
+def expected_sinks(settings: StackSettings, labels: dict[str, str]) -> set[str]:
+    return _sinks(_routed_receivers(settings, labels))
+
+
+def _arrived(
+    settings: StackSettings, since: datetime, alerts: dict[str, set[str]], status: str, dag_id: str
+) -> list[Arrival]:
+    return [
+        arrival
+        for arrival in alertmanager_arrivals(settings)
+        if arrival.received_at >= since
+        and arrival.status == status
+        and arrival.alertname in alerts
+        and (not dag_id or arrival.dag_id in ("", dag_id))
+    ]
+
+
+def _wait_everywhere(
+    settings: StackSettings,
+    since: datetime,
+    alerts: dict[str, set[str]],
+    status: str,
+    dag_id: str,
+    timeout: float,
+    show: Callable[[Arrival], None],
+) -> list[Arrival]:
+    deadline = time.monotonic() + timeout
+    shown: set[tuple[str, str, datetime]] = set()
+    while True:
+        arrivals = _arrived(settings, since, alerts, status, dag_id)
+        for arrival in arrivals:
+            key = (arrival.sink, arrival.alertname, arrival.received_at)
+            if key not in shown:
+                shown.add(key)
+                show(arrival)
+        got = {(arrival.alertname, arrival.sink) for arrival in arrivals}
+        missing = [(name, sink) for name, sinks in alerts.items() for sink in sinks if (name, sink) not in got]
+        if not missing:
+            return arrivals
+        if time.monotonic() > deadline:
+            raise IncidentError(f"after {timeout:.0f}s still no {status} notification for {missing}")
+        time.sleep(1)
+
+
+def run_scenario(
+    settings: StackSettings,
+    scenario: Scenario,
+    *,
+    fire_timeout: float = 300.0,
+    resolve_timeout: float = 300.0,
+    recover: bool = True,
+    show: Callable[[Arrival], None] = lambda arrival: None,
+    settle_seconds: float = 0.0,
+) -> Report:
+    """Inject, wait for every expected firing notification, optionally recover and wait for the resolved ones.
+
+    `settle_seconds` waits that long after the last arrival before reading the captures again, so that a
+    duplicate (which must not come) would be in the report.
+    """
+    if scenario.postgres_only and settings.db != "postgres":
+        raise IncidentError(f"scenario {scenario.name} needs a PostgreSQL stack (AIRFLOW_OBS_DB=postgres)")
+    client = StackClient(settings)
+    alerts = {name: expected_sinks(settings, _alert_labels(settings, name)) for name in scenario.alerts}
+    started = datetime.now(UTC)
+    context = scenario.inject(client)
+    report = Report(scenario.name, datetime.now(UTC), expected_sinks=alerts, context=context)
+    try:
+        _wait_everywhere(settings, started, alerts, "firing", scenario.dag_id, fire_timeout, show)
+        time.sleep(settle_seconds)
+        report.firing = _arrived(settings, started, alerts, "firing", scenario.dag_id)
+    finally:
+        if recover:
+            recovered_from = report.recovered_at = datetime.now(UTC)
+            scenario.recover(client, context)
+    if recover:
+        resolving = {name: sinks & _resolving_sinks(settings, name) for name, sinks in alerts.items()}
+        _wait_everywhere(settings, recovered_from, resolving, "resolved", scenario.dag_id, resolve_timeout, show)
+        time.sleep(settle_seconds)
+        report.resolved = _arrived(settings, recovered_from, resolving, "resolved", scenario.dag_id)
+    return report
+
+
+def _resolving_sinks(settings: StackSettings, alertname: str) -> set[str]:
+    """Sinks of the alert's receivers that send resolved messages."""
+    return _sinks(_routed_receivers(settings, _alert_labels(settings, alertname)), resolved_only=True)

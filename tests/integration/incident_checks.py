@@ -1,0 +1,37 @@
+"""What every fault-injection test checks of what arrived, and the Alertmanager timings those tests run with."""
+
+from __future__ import annotations
+
+from collections import Counter
+from urllib.parse import urlsplit
+
+from local_stack.incidents.arrivals import Arrival
+from local_stack.incidents.runner import Report
+from tests.conftest import REPO_ROOT
+from tests.integration.conftest import LocalStack, http_json
+
+# Alertmanager: group at once, flush changes (resolved) within seconds, never repeat during the test.
+FAST_ALERTMANAGER = {
+    "AIRFLOW_OBS_ALERTMANAGER_GROUP_WAIT": "1s",
+    "AIRFLOW_OBS_ALERTMANAGER_GROUP_INTERVAL": "5s",
+    "AIRFLOW_OBS_ALERTMANAGER_REPEAT_INTERVAL": "1h",
+}
+
+
+def assert_once_per_sink(report: Report, arrivals: list[Arrival]) -> None:
+    """Exactly one message per alert and sink its route names: not zero, not one per evaluation or per DAG."""
+    counts = Counter((arrival.alertname, arrival.sink) for arrival in arrivals)
+    expected = {(name, sink): 1 for name, sinks in report.expected_sinks.items() for sink in sinks}
+    assert {key: counts[key] for key in expected} == expected, counts
+
+
+def assert_links_work(stack: LocalStack, arrival: Arrival) -> None:
+    """The pager's copy carries the alert's annotations: its runbook exists, its Airflow link is this stack's UI."""
+    links = arrival.links
+    runbook = urlsplit(links["runbook_url"]).path.rsplit("/", 1)[-1]
+    assert runbook == f"{arrival.alertname}.md" and (REPO_ROOT / "runbooks" / runbook).is_file()
+    assert "/d/airflow-" in links["dashboard_url"]
+    if "airflow_url" in links:
+        assert links["airflow_url"].startswith(stack.url("airflow"))
+        status, _ = http_json(links["airflow_url"])
+        assert status == 200, links["airflow_url"]

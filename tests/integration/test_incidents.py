@@ -1,0 +1,118 @@
+"""Fault injection on the running embedded stack: each failure mode pages where its route says, once, with links
+that work, and resolves after recovery.
+
+One stack for the module, with time compressed (local_stack.incidents.scenarios.COMPRESSED_THRESHOLDS and short
+Alertmanager timings), so "failing for an hour" fires in a minute. Scenarios run in order on the same stack;
+each looks only at what arrived after it started.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from local_stack.incidents.arrivals import alertmanager_arrivals
+from local_stack.incidents.runner import Report, run_scenario
+from local_stack.incidents.scenarios import COMPRESSED_THRESHOLDS, MANY_DAGS, SCENARIOS, cleanup_paths
+from tests.integration.conftest import LocalStack, http_json, running_stack, wait_for
+from tests.integration.incident_checks import FAST_ALERTMANAGER, assert_links_work, assert_once_per_sink
+
+pytestmark = pytest.mark.integration
+
+SETTLE_SECONDS = 8.0  # after the expected messages: time for a duplicate to show up, if one were coming
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    try:
+        with running_stack({**COMPRESSED_THRESHOLDS, **FAST_ALERTMANAGER}) as started:
+            yield started
+    finally:
+        for path in cleanup_paths():
+            path.unlink(missing_ok=True)
+
+
+def firing(stack: LocalStack, alertnames: tuple[str, ...], dag_id: str) -> list[str] | None:
+    """The scenario's alerts Alertmanager holds now (for its DAG only, when it is about one)."""
+    status, alerts = http_json(stack.url("alertmanager") + "/api/v2/alerts?active=true")
+    if status != 200:
+        return None
+    return sorted(
+        alert["labels"]["alertname"]
+        for alert in alerts
+        if alert["labels"]["alertname"] in alertnames and (not dag_id or alert["labels"].get("dag_id") == dag_id)
+    )
+
+
+def run(stack: LocalStack, name: str, fire_timeout: float = 240, **changes) -> Report:
+    scenario = dataclasses.replace(SCENARIOS[name], **changes)
+    # The scenario's alerts start resolved (from start-up or an earlier scenario), so every message about them
+    # is its own. Other alerts may fire meanwhile (the suite runs its scheduled DAGs on a fresh stack).
+    quiet = lambda: firing(stack, scenario.alerts, scenario.dag_id) == []  # noqa: E731
+    wait_for(quiet, 180, f"{scenario.alerts} resolved before {name}", interval=2)
+    time.sleep(SETTLE_SECONDS)  # their resolved messages, if any were in flight, land before the scenario starts
+    return run_scenario(
+        stack.settings, scenario, fire_timeout=fire_timeout, resolve_timeout=300, settle_seconds=SETTLE_SECONDS
+    )
+
+
+def test_a_killed_scheduler_pages_once_while_the_dag_failures_it_causes_stay_muted(stack: LocalStack) -> None:
+    report = run(stack, "scheduler_killed_while_dags_fail")
+
+    assert report.expected_sinks == {"AirflowSchedulerDown": {"slack", "email", "pager"}}
+    assert_once_per_sink(report, report.firing)
+    assert_once_per_sink(report, report.resolved)
+    pager = next(arrival for arrival in report.firing if arrival.sink == "pager")
+    assert_links_work(stack, pager)
+    # While the scheduler was down, the runs failed by hand raised DAG alerts that Alertmanager inhibited:
+    # it held one per DAG, each suppressed by the scheduler alert, and none reached anyone before the recovery.
+    for status in report.context["dag_alerts"].values():
+        assert status["state"] == "suppressed" and status["inhibitedBy"], status
+    during = [
+        a for a in alertmanager_arrivals(stack.settings) if report.injected_at <= a.received_at < report.recovered_at
+    ]
+    assert [a for a in during if a.dag_id in MANY_DAGS and a.status == "firing"] == []
+
+
+def test_a_saturated_pool_warns_once_and_resolves_when_slots_come_back(stack: LocalStack) -> None:
+    report = run(stack, "pool_saturated")
+
+    assert report.expected_sinks == {"AirflowPoolSaturated": {"slack"}}
+    assert_once_per_sink(report, report.firing)
+    assert_once_per_sink(report, report.resolved)
+
+
+def test_a_dag_file_that_stops_importing_warns_once_and_resolves_when_it_is_gone(stack: LocalStack) -> None:
+    report = run(stack, "import_error")
+
+    assert report.expected_sinks == {"AirflowDagImportErrors": {"slack"}}
+    assert_once_per_sink(report, report.firing)
+    assert_once_per_sink(report, report.resolved)
+    assert "zz_incident_broken_dag.py" in str(report.firing[0].record)
+
+
+def test_tasks_stuck_in_the_queue_warn_once_and_resolve_when_workers_pick_them_up(stack: LocalStack) -> None:
+    report = run(stack, "tasks_stuck_queued")
+
+    assert report.expected_sinks == {"AirflowTasksQueuedTooLong": {"slack"}}
+    assert_once_per_sink(report, report.firing)
+    assert_once_per_sink(report, report.resolved)
+
+
+def test_a_task_failing_for_good_run_after_run_raises_each_dag_alert_once_and_all_resolve(stack: LocalStack) -> None:
+    alerts = ("AirflowDagLastRunFailed", "AirflowTaskFailingRepeatedly", "AirflowDagFailingForAnHour")
+    report = run(stack, "repeated_task_failures", alerts=alerts)
+
+    assert report.expected_sinks == {
+        "AirflowDagLastRunFailed": {"slack"},
+        "AirflowTaskFailingRepeatedly": {"slack"},
+        "AirflowDagFailingForAnHour": {"slack", "email", "pager"},
+    }
+    assert_once_per_sink(report, report.firing)
+    assert_once_per_sink(report, report.resolved)
+    assert all(arrival.dag_id == "maintenance_audit" for arrival in report.firing)
+    pager = next(arrival for arrival in report.firing if arrival.sink == "pager")
+    assert_links_work(stack, pager)

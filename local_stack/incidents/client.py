@@ -122,3 +122,18 @@ class StackClient:
         for info in rpc(self.settings).supervisor.getAllProcessInfo():
             if info["statename"] not in ("RUNNING", "STARTING"):
                 self.start_program(info["name"])
+
+    def wait_airflow_healthy(self, timeout: float = 180.0) -> None:
+        """Until Airflow's own health report calls every component healthy: a recovery is over only then."""
+        url = self.settings.url("airflow") + "/api/v2/monitor/health"
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                status, report = self._request("GET", url)
+            except OSError:  # the api-server itself is still starting
+                status, report = 0, None
+            if status == 200 and all(part.get("status") == "healthy" for part in report.values()):
+                return
+            if time.monotonic() > deadline:
+                raise IncidentError(f"Airflow did not report every component healthy within {timeout:.0f}s: {report}")
+            time.sleep(2)

@@ -131,6 +131,7 @@ def _wait_dag_alerts(client: StackClient, alertname: str, dag_ids: set[str], tim
 
 def _start_scheduler(client: StackClient, _: dict[str, Any]) -> None:
     client.start_program("airflow-scheduler")
+    client.wait_airflow_healthy()
 
 
 def _start_scheduler_and_heal_dags(client: StackClient, context: dict[str, Any]) -> None:
@@ -151,6 +152,7 @@ def _start_postgres(client: StackClient, _: dict[str, Any]) -> None:
     client.start_program("postgres")
     # Airflow's components may have given up while their DB was gone (supervisord retries a crash twice).
     client.start_stopped_programs()
+    client.wait_airflow_healthy()
 
 
 # --- a DAG file that no longer imports ----------------------------------------------------------------------

@@ -41,3 +41,31 @@ def airflow_db() -> None:
     from airflow.utils import db
 
     db.resetdb()
+
+
+# The tracer's environment: a test that writes spans to a private file must not export them anywhere else.
+OTLP_VARIABLES = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_TRACES_EXPORTER",
+    "AIRFLOW__TRACES__OTEL_ON",
+)
+
+
+@pytest.fixture
+def traces_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A private JSONL span store, and a tracer and settings built afresh for it (both are per process)."""
+    from observability import tracing
+    from observability.settings import settings
+
+    path = tmp_path / "traces.jsonl"
+    monkeypatch.setenv("AIRFLOW_OBS_TRACES_FILE", str(path))
+    for variable in OTLP_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    settings.cache_clear()
+    tracing.reset_tracer()
+    yield path
+    tracing.reset_tracer()
+    settings.cache_clear()

@@ -9,7 +9,6 @@ import pytest
 from airflow.listeners import hookimpl
 from observability import trace_context, tracing
 from observability.events import DagRunEvent, TaskEvent
-from observability.settings import settings
 from observability.trace_store import SpanRecord, read_spans
 
 from tests.dags.conftest import task_states
@@ -80,19 +79,6 @@ class TracingListener:
     @hookimpl
     def on_dag_run_failed(self, dag_run, msg):
         tracing.record_dag_run_event(DagRunEvent.from_dag_run(dag_run, state="failed", msg=msg))
-
-
-@pytest.fixture
-def traces_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    path = tmp_path / "traces.jsonl"
-    monkeypatch.setenv("AIRFLOW_OBS_TRACES_FILE", str(path))
-    for variable in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "AIRFLOW__TRACES__OTEL_ON"):
-        monkeypatch.delenv(variable, raising=False)
-    settings.cache_clear()
-    tracing.reset_tracer()
-    yield path
-    tracing.reset_tracer()
-    settings.cache_clear()
 
 
 @pytest.fixture

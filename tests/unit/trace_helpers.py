@@ -10,14 +10,6 @@ from observability.trace_store import SpanRecord, read_spans
 
 T0 = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
 RUN_ID = "manual__2026-01-05T06:00:00+00:00"
-OTLP_VARIABLES = (
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-    "OTEL_TRACES_EXPORTER",
-    "AIRFLOW__TRACES__OTEL_ON",
-)
 
 
 def task_event(task_id="extract", try_number=1, state="success", start=0.0, end=1.0, error="", map_index=-1):

@@ -92,6 +92,20 @@ class StackClient:
         self.api("PATCH", f"/pools/{pool}?update_mask=slots", {"name": pool, "slots": slots})
         return before
 
+    # --- Prometheus ----------------------------------------------------------------------------------------
+    def wait_for_value(self, query: str, timeout: float = 60.0) -> float:
+        """The first sample of an instant PromQL query, once it has one (the exporter learns within a scrape)."""
+        url = f"{self.settings.url('prometheus')}/api/v1/query?query={quote(query, safe='')}"
+        deadline = time.monotonic() + timeout
+        while True:
+            status, body = self._request("GET", url)
+            result = body.get("data", {}).get("result", []) if status == 200 and isinstance(body, dict) else []
+            if result:
+                return float(result[0]["value"][1])
+            if time.monotonic() > deadline:
+                raise IncidentError(f"Prometheus had no sample for {query} within {timeout:.0f}s (HTTP {status})")
+            time.sleep(1)
+
     # --- supervisord ---------------------------------------------------------------------------------------
     def program_pid(self, name: str) -> int:
         return int(rpc(self.settings).supervisor.getProcessInfo(name)["pid"])

@@ -225,14 +225,17 @@ STALE_DUE_WITHIN = (30, 180)
 
 def _hang_a_run(client: StackClient) -> dict[str, Any]:
     # A run that never ends holds the DAG's only active slot: the scheduler creates no scheduled run after it.
-    due_in = STALE_PERIOD - time.time() % STALE_PERIOD
-    if due_in < STALE_DUE_WITHIN[0]:  # let that run be created and finish; the next one is then 5 min away
-        time.sleep(due_in + 10)
-        due_in = STALE_PERIOD - time.time() % STALE_PERIOD
-    if due_in > STALE_DUE_WITHIN[1]:
-        time.sleep(due_in - STALE_DUE_WITHIN[1])
+    due_at = _next_tick()
+    if due_at - time.time() < STALE_DUE_WITHIN[0]:  # let that run be created and finish; the next is 5 min away
+        time.sleep(due_at - time.time() + 10)
+        due_at = _next_tick()
+    time.sleep(max(0.0, due_at - time.time() - STALE_DUE_WITHIN[1]))
     run_id = client.trigger(STALE_DAG, {"demo_fault_task": STALE_TASK, "demo_fault_mode": "hang"})
-    return {"run_id": run_id}
+    return {"run_id": run_id, "due_at": due_at}  # when the run the hung one keeps from being created was due
+
+
+def _next_tick() -> float:
+    return time.time() // STALE_PERIOD * STALE_PERIOD + STALE_PERIOD
 
 
 def _end_the_hung_run(client: StackClient, context: dict[str, Any]) -> None:
@@ -252,9 +255,11 @@ def _slow_run_after_a_baseline(client: StackClient) -> dict[str, Any]:
         run_id = client.trigger(BASELINE_DAG)
         if client.wait_for_run(BASELINE_DAG, run_id) != "success":
             raise IncidentError(f"the healthy run {run_id} of {BASELINE_DAG} did not succeed")
+    # What the slow run will be measured against: fails here, clearly, if the exporter has not learned it.
+    baseline = client.wait_for_value(f'max(airflow_dag_run_duration_baseline_p95_seconds{{dag_id="{BASELINE_DAG}"}})')
     # The fault switch's `slow` sleeps demo_fault_slow_seconds (90 s unless that Variable says otherwise).
     run_id = client.trigger(BASELINE_DAG, {"demo_fault_task": BASELINE_TASK, "demo_fault_mode": "slow"})
-    return {"run_id": run_id}
+    return {"run_id": run_id, "baseline_p95_seconds": baseline}
 
 
 def _let_the_slow_run_finish(client: StackClient, context: dict[str, Any]) -> None:

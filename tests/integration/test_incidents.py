@@ -116,3 +116,27 @@ def test_a_task_failing_for_good_run_after_run_raises_each_dag_alert_once_and_al
     assert all(arrival.dag_id == "maintenance_audit" for arrival in report.firing)
     pager = next(arrival for arrival in report.firing if arrival.sink == "pager")
     assert_links_work(stack, pager)
+
+
+def test_a_run_far_over_its_learned_baseline_warns_once_while_running_and_resolves_when_it_ends(
+    stack: LocalStack,
+) -> None:
+    report = run(stack, "run_far_over_baseline")
+
+    assert report.expected_sinks == {"AirflowDagRunOverBaseline": {"slack"}}
+    assert_once_per_sink(report, report.firing)
+    assert_once_per_sink(report, report.resolved)
+    assert report.firing[0].dag_id == "maintenance_log_cleanup"
+    # It fired while the slow run was still running, not once it had finished and taught the baseline a new p95.
+    assert report.firing[0].received_at < report.recovered_at
+
+
+def test_a_dag_kept_from_its_schedule_warns_once_and_resolves_when_its_runs_resume(stack: LocalStack) -> None:
+    report = run(stack, "missed_schedule", fire_timeout=420)
+
+    assert report.expected_sinks == {"AirflowDagMissedSchedule": {"slack"}}
+    assert_once_per_sink(report, report.firing)
+    assert_once_per_sink(report, report.resolved)
+    assert report.firing[0].dag_id == "monitoring_stack_health"
+    # Not before the run it keeps from being created was due.
+    assert report.firing[0].received_at.timestamp() > report.context["due_at"]

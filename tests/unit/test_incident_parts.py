@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 
+from bench.incident_bench import DELAYS
 from local_stack.alertmanager_config import write_alertmanager_config
 from local_stack.incidents.arrivals import alertmanager_arrivals
 from local_stack.incidents.client import IncidentError
-from local_stack.incidents.runner import expected_sinks
+from local_stack.incidents.runner import Report, expected_sinks
 from local_stack.incidents.scenarios import SCENARIOS, scenario
 from local_stack.prometheus_config import write_prometheus_config
 from tests.unit.stack_helpers import settings_for
@@ -132,3 +134,16 @@ def test_a_bad_alert_threshold_stops_make_up_as_a_bad_setting_naming_the_variabl
 
     with pytest.raises(SettingsError, match="AIRFLOW_OBS_ALERT_QUEUED_TOO_LONG='ten minutes': expected a Prometheus"):
         write_prometheus_config(settings_for(tmp_path))
+
+
+def test_the_benchmark_subtracts_each_conditions_own_delay_from_what_it_measures() -> None:
+    injected = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
+    thresholds = {"schedule_lateness": "10s", "baseline_factor": "3", "baseline_min_runtime": "20s"}
+    late = Report("missed_schedule", injected, context={"due_at": injected.timestamp() + 95})
+    slow = Report("run_far_over_baseline", injected, context={"baseline_p95_seconds": 12.0})
+    short = Report("run_far_over_baseline", injected, context={"baseline_p95_seconds": 2.0})
+
+    assert DELAYS["missed_schedule"][0](thresholds, late) == 105  # due in 95 s, then 10 s late
+    assert DELAYS["run_far_over_baseline"][0](thresholds, slow) == 36  # 3 x p95
+    assert DELAYS["run_far_over_baseline"][0](thresholds, short) == 20  # the minimum runtime
+    assert set(DELAYS) <= set(SCENARIOS)

@@ -12,14 +12,12 @@ after the condition's inherent delay and the alert's `for`: it should stay withi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -29,7 +27,7 @@ from alerting.thresholds import resolve, seconds
 
 from bench.docs_section import DOCS, write_section
 from local_stack.free_ports import free_ports
-from local_stack.incidents.runner import Report, run_scenario
+from local_stack.incidents.runner import Report, run_scenario, wait_until_quiet
 from local_stack.incidents.scenarios import COMPRESSED_THRESHOLDS, SCENARIOS
 from local_stack.settings import PORTS, load_settings
 
@@ -102,25 +100,12 @@ def compressed_stack():
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _wait_quiet(settings, alertnames: tuple[str, ...], timeout: float = 180.0) -> None:
-    """Until none of the scenario's alerts is active (other alerts may fire: the suite runs its scheduled DAGs)."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with opener.open(settings.url("alertmanager") + "/api/v2/alerts?active=true", timeout=10) as response:
-            names = {alert["labels"]["alertname"] for alert in json.load(response)} & set(alertnames)
-        if not names:
-            return
-        time.sleep(2)
-    raise RuntimeError(f"Alertmanager still has {sorted(names)} active after {timeout:.0f}s")
-
-
 def run(names: list[str]) -> list[dict]:
     thresholds = resolve(COMPRESSED_THRESHOLDS)
     rows = []
     with compressed_stack() as (settings, _):
         for name in names:
-            _wait_quiet(settings, SCENARIOS[name].alerts)
+            wait_until_quiet(settings, SCENARIOS[name])
             time.sleep(8)
             report = run_scenario(settings, SCENARIOS[name], fire_timeout=420, resolve_timeout=420)
             delay, for_key = DELAYS[name]

@@ -119,6 +119,31 @@ def _wait_everywhere(
         time.sleep(1)
 
 
+def active_alerts(settings: StackSettings, scenario: Scenario) -> list[str] | None:
+    """The scenario's alerts Alertmanager holds now (for its DAG only, when it is about one); None if it is down."""
+    status, alerts = StackClient(settings)._request("GET", settings.url("alertmanager") + "/api/v2/alerts?active=true")  # noqa: SLF001
+    if status != 200:
+        return None
+    return sorted(
+        alert["labels"]["alertname"]
+        for alert in alerts
+        if alert["labels"]["alertname"] in scenario.alerts
+        and (not scenario.dag_id or alert["labels"].get("dag_id") == scenario.dag_id)
+    )
+
+
+def wait_until_quiet(settings: StackSettings, scenario: Scenario, timeout: float = 180.0) -> None:
+    """Until the scenario's own alerts are resolved (from start-up or an earlier scenario), so every message about
+    them that arrives next is the scenario's. Other alerts may fire meanwhile: a fresh stack runs the suite's DAGs."""
+    deadline = time.monotonic() + timeout
+    while (active := active_alerts(settings, scenario)) != []:
+        if time.monotonic() > deadline:
+            raise IncidentError(
+                f"{active or scenario.alerts} still active after {timeout:.0f}s, before {scenario.name}"
+            )
+        time.sleep(2)
+
+
 def run_scenario(
     settings: StackSettings,
     scenario: Scenario,

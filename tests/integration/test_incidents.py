@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import pytest
 
 from local_stack.incidents.arrivals import alertmanager_arrivals
-from local_stack.incidents.runner import Report, run_scenario
+from local_stack.incidents.runner import Report, run_scenario, wait_until_quiet
 from local_stack.incidents.scenarios import COMPRESSED_THRESHOLDS, MANY_DAGS, SCENARIOS, cleanup_paths
-from tests.integration.conftest import LocalStack, http_json, running_stack, wait_for
+from tests.integration.conftest import LocalStack, running_stack
 from tests.integration.incident_checks import FAST_ALERTMANAGER, assert_links_work, assert_once_per_sink
 
 pytestmark = pytest.mark.integration
@@ -35,24 +35,9 @@ def stack() -> Iterator[LocalStack]:
             path.unlink(missing_ok=True)
 
 
-def firing(stack: LocalStack, alertnames: tuple[str, ...], dag_id: str) -> list[str] | None:
-    """The scenario's alerts Alertmanager holds now (for its DAG only, when it is about one)."""
-    status, alerts = http_json(stack.url("alertmanager") + "/api/v2/alerts?active=true")
-    if status != 200:
-        return None
-    return sorted(
-        alert["labels"]["alertname"]
-        for alert in alerts
-        if alert["labels"]["alertname"] in alertnames and (not dag_id or alert["labels"].get("dag_id") == dag_id)
-    )
-
-
 def run(stack: LocalStack, name: str, fire_timeout: float = 240, **changes) -> Report:
     scenario = dataclasses.replace(SCENARIOS[name], **changes)
-    # The scenario's alerts start resolved (from start-up or an earlier scenario), so every message about them
-    # is its own. Other alerts may fire meanwhile (the suite runs its scheduled DAGs on a fresh stack).
-    quiet = lambda: firing(stack, scenario.alerts, scenario.dag_id) == []  # noqa: E731
-    wait_for(quiet, 180, f"{scenario.alerts} resolved before {name}", interval=2)
+    wait_until_quiet(stack.settings, scenario)
     time.sleep(SETTLE_SECONDS)  # their resolved messages, if any were in flight, land before the scenario starts
     return run_scenario(
         stack.settings, scenario, fire_timeout=fire_timeout, resolve_timeout=300, settle_seconds=SETTLE_SECONDS

@@ -143,7 +143,7 @@ def test_the_benchmark_subtracts_each_conditions_own_delay_from_what_it_measures
     slow = Report("run_far_over_baseline", injected, context={"baseline_p95_seconds": 12.0})
     short = Report("run_far_over_baseline", injected, context={"baseline_p95_seconds": 2.0})
 
-    assert DELAYS["missed_schedule"][0](thresholds, late) == 105  # due in 95 s, then 10 s late
-    assert DELAYS["run_far_over_baseline"][0](thresholds, slow) == 36  # 3 x p95
-    assert DELAYS["run_far_over_baseline"][0](thresholds, short) == 20  # the minimum runtime
+    assert DELAYS["missed_schedule"][0](thresholds, late, None) == 105  # due in 95 s, then 10 s late
+    assert DELAYS["run_far_over_baseline"][0](thresholds, slow, None) == 36  # 3 x p95
+    assert DELAYS["run_far_over_baseline"][0](thresholds, short, None) == 20  # the minimum runtime
     assert set(DELAYS) <= set(SCENARIOS)

@@ -1,8 +1,13 @@
-"""Prometheus's config for the local stack: scrape every component, load the toolkit's rules rendered for it."""
+"""Prometheus's config, one builder for both stacks: `make up` (loopback ports) and compose (service names).
+
+`prometheus_config()` is the single source: it takes the scrape targets and where rules and Alertmanager
+are, so the two deployments differ only in those inputs. `local_stack.compose_config` writes compose's copy.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +17,8 @@ from alerting.thresholds import ThresholdError
 
 from local_stack.settings import LOOPBACK, SettingsError, StackSettings
 
-# Scrape jobs of the local stack: job name -> component whose port it scrapes.
+# Scrape jobs of the local stack: job name -> component whose port it scrapes. The job names are shared
+# with compose: alerts select on them (alerting.catalogue.EXPORTER_JOB is "airflow-exporter").
 SCRAPE_JOBS = {
     "airflow-exporter": "exporter",
     "node": "node_exporter",
@@ -24,6 +30,38 @@ SCRAPE_JOBS = {
 def scrape_interval() -> str:
     """Scrape and rule-evaluation interval; tests shorten it with AIRFLOW_OBS_SCRAPE_INTERVAL."""
     return os.environ.get("AIRFLOW_OBS_SCRAPE_INTERVAL", "15s")
+
+
+def prometheus_config(
+    *,
+    targets: Mapping[str, str],
+    alertmanager: str,
+    rule_files: Sequence[str],
+    interval: str,
+    environment: str,
+) -> dict[str, Any]:
+    """Prometheus's config: one static job per `targets` entry (job name -> host:port)."""
+    for job, target in targets.items():
+        host, _, port = target.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"scrape target {target!r} of job {job!r}: expected host:port")
+    return {
+        "global": {
+            "scrape_interval": interval,
+            "evaluation_interval": interval,
+            # Keeps one deployment's alerts apart from another's in a shared Alertmanager (inhibit_rules' equal).
+            "external_labels": {"environment": environment},
+        },
+        "rule_files": list(rule_files),
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
+        "scrape_configs": [
+            {"job_name": job, "static_configs": [{"targets": [target]}]} for job, target in targets.items()
+        ],
+    }
+
+
+def dump_prometheus_config(config: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(dict(config), sort_keys=False)
 
 
 def rules_environ(settings: StackSettings) -> dict[str, str]:
@@ -38,22 +76,13 @@ def rules_dir(settings: StackSettings) -> Path:
 
 
 def render_prometheus_config(settings: StackSettings) -> dict[str, Any]:
-    interval = scrape_interval()
-    return {
-        "global": {
-            "scrape_interval": interval,
-            "evaluation_interval": interval,
-            "external_labels": {"environment": "local"},
-        },
-        "rule_files": [str(rules_dir(settings) / "*.rules.yml")],
-        "alerting": {
-            "alertmanagers": [{"static_configs": [{"targets": [f"{LOOPBACK}:{settings.ports['alertmanager']}"]}]}]
-        },
-        "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": [f"{LOOPBACK}:{settings.ports[component]}"]}]}
-            for job, component in SCRAPE_JOBS.items()
-        ],
-    }
+    return prometheus_config(
+        targets={job: f"{LOOPBACK}:{settings.ports[component]}" for job, component in SCRAPE_JOBS.items()},
+        alertmanager=f"{LOOPBACK}:{settings.ports['alertmanager']}",
+        rule_files=[str(rules_dir(settings) / "*.rules.yml")],
+        interval=scrape_interval(),
+        environment="local",
+    )
 
 
 def write_prometheus_config(settings: StackSettings) -> Path:
@@ -63,5 +92,5 @@ def write_prometheus_config(settings: StackSettings) -> Path:
         raise SettingsError(str(error)) from error
     path = settings.generated_dir / "prometheus.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(render_prometheus_config(settings), sort_keys=False))
+    path.write_text(dump_prometheus_config(render_prometheus_config(settings)))
     return path

@@ -1,8 +1,9 @@
-"""The toolkit's command line: the local stack, the exporter and the alert captures."""
+"""The toolkit's command line: the local stack, the exporter, the alert captures and publishing dashboards."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from observability.settings import SettingsError as PluginSettingsError
@@ -172,6 +173,35 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dashboards(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from airflow_obs.dashboards_push import PushError, parse_datasource_uids, push
+
+    # The token is read here and only handed to the client: it is never an argument (shell history, `ps`).
+    token = os.environ.get("GRAFANA_TOKEN", "")
+    mapping_items = args.datasource_uid or [
+        item for item in os.environ.get("GRAFANA_DATASOURCE_UIDS", "").split(",") if item.strip()
+    ]
+    try:
+        if not args.url:
+            raise PushError("no Grafana URL: pass --url or set GRAFANA_URL (e.g. https://grafana.example.com)")
+        pushed = push(
+            args.url,
+            token,
+            Path(args.dir),
+            folder_title=args.folder,
+            folder_uid=args.folder_uid,
+            datasource_uids=parse_datasource_uids(mapping_items),
+        )
+    except PushError as exc:
+        print(f"airflow-obs dashboards push: {exc}", file=sys.stderr)
+        return 1
+    for item in pushed:
+        print(f"pushed {item.uid} ({item.title}): {item.url}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="airflow-obs", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -207,6 +237,23 @@ def build_parser() -> argparse.ArgumentParser:
     incident.add_argument("scenario", help="a scenario name, or `list`")
     incident.add_argument("--no-recover", action="store_true", help="leave the stack broken (recover by hand)")
     incident.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for each notification")
+
+    dashboards = commands.add_parser("dashboards", help="publish the dashboards to a Grafana")
+    dashboard_commands = dashboards.add_subparsers(dest="dashboards_command", required=True)
+    push = dashboard_commands.add_parser(
+        "push", help="upload dashboards/*.json to an existing Grafana (API token from GRAFANA_TOKEN)"
+    )
+    push.add_argument("--url", default=os.environ.get("GRAFANA_URL"), help="Grafana base URL (default: GRAFANA_URL)")
+    push.add_argument("--dir", default="dashboards", help="folder of dashboard JSON files (default: dashboards)")
+    push.add_argument("--folder", default="Airflow", help="title of the Grafana folder, created if missing")
+    push.add_argument("--folder-uid", help="find or create the folder by this uid instead of by title")
+    push.add_argument(
+        "--datasource-uid",
+        action="append",
+        metavar="TYPE=UID",
+        help="the target's datasource uid for a type, e.g. prometheus=P1809F7CD0C75ACF3; repeatable"
+        " (default: GRAFANA_DATASOURCE_UIDS, comma-separated)",
+    )
     return parser
 
 
@@ -220,6 +267,7 @@ HANDLERS = {
     "source-api": _cmd_source_api,
     "trace": _cmd_trace,
     "incident": _cmd_incident,
+    "dashboards": _cmd_dashboards,
 }
 
 

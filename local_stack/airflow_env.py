@@ -114,6 +114,7 @@ def airflow_env(settings: StackSettings) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         # Where the toolkit's own links (alerts, notifications) point; one value for every component.
         "AIRFLOW_OBS_AIRFLOW_URL": api_url,
+        "AIRFLOW_OBS_ALERTMANAGER_URL": settings.url("alertmanager"),  # the DAG's Monitoring view lists its alerts
         "AIRFLOW_OBS_DATA_DIR": str(settings.data_dir),
     }
     env.update(connection_env(settings))

@@ -14,9 +14,18 @@ from observability.settings import PluginSettings
 # The Grafana dashboards links open ([6/7] generates them with these uids); a DAG's takes the dag_id variable.
 DAG_DASHBOARD_UID = "airflow-dag"
 DAG_DASHBOARD_VARIABLE = "var-dag_id"
+DAG_DASHBOARD_TASK_VARIABLE = "task_id"  # the DAG dashboard's optional second variable
 OVERVIEW_DASHBOARD_UID = "airflow-overview"
 INFRA_DASHBOARD_UID = "airflow-infra"  # scheduler, executor, host, PostgreSQL, Redis
 FRESHNESS_DASHBOARD_UID = "airflow-freshness"
+
+# The plugin's page in the api-server (a `fastapi_apps` mount; the prefix must avoid Airflow's reserved ones) and
+# the DAG-level "Monitoring" view that shows it. `{DAG_ID}` is the UI's placeholder: the UI fills it in,
+# percent-encoded, before loading the href in the DAG page's frame. A path relative to the UI's origin keeps the
+# page same-origin, so the browser sends the Airflow session cookie the page is authorised with.
+MONITORING_APP_PREFIX = "/observability"
+MONITORING_PAGE_ROUTE = "/dags/{dag_id}/monitoring"  # FastAPI's route pattern inside the app
+MONITORING_VIEW_HREF = MONITORING_APP_PREFIX + MONITORING_PAGE_ROUTE.replace("{dag_id}", "{DAG_ID}")
 
 
 def _segment(value: str) -> str:
@@ -49,6 +58,21 @@ def dashboard_url(settings: PluginSettings, uid: str, **variables: str) -> str:
 
 def dag_dashboard_url(settings: PluginSettings, dag_id: str) -> str:
     return dashboard_url(settings, DAG_DASHBOARD_UID, **{DAG_DASHBOARD_VARIABLE.removeprefix("var-"): dag_id})
+
+
+def task_dashboard_url(settings: PluginSettings, dag_id: str, task_id: str) -> str:
+    """The DAG dashboard narrowed to one task (its `task_id` variable set too)."""
+    variables = {DAG_DASHBOARD_VARIABLE.removeprefix("var-"): dag_id, DAG_DASHBOARD_TASK_VARIABLE: task_id}
+    return dashboard_url(settings, DAG_DASHBOARD_UID, **variables)
+
+
+def alertmanager_alerts_url(settings: PluginSettings, dag_id: str) -> str:
+    """Alertmanager's alert list filtered to one DAG's alerts (the `dag_id` label), e.g. `{dag_id="etl"}`."""
+    # A matcher's value is a double-quoted string: escape what would end it early.
+    value = dag_id.replace("\\", "\\\\").replace('"', '\\"')
+    # The UI routes in the fragment; its query is decoded like any query, so encode the matcher whole.
+    matcher = '{dag_id="' + value + '"}'
+    return f"{settings.alertmanager_url}/#/alerts?filter={quote(matcher, safe='')}"
 
 
 def trace_url(settings: PluginSettings, trace_id: str) -> str:

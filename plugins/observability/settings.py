@@ -108,6 +108,10 @@ SETTINGS: dict[str, Setting] = {
         "AIRFLOW_OBS_AIRFLOW_URL", "http://127.0.0.1:8080", _url, "Airflow UI base URL in every link"
     ),
     "grafana_url": Setting("AIRFLOW_OBS_GRAFANA_URL", "http://127.0.0.1:3000", _url, "Grafana base URL in links"),
+    # The compose stack's Alertmanager port; `make up` moves it (AIRFLOW_OBS_ALERTMANAGER_PORT) and sets this.
+    "alertmanager_url": Setting(
+        "AIRFLOW_OBS_ALERTMANAGER_URL", "http://127.0.0.1:9093", _url, "Alertmanager base URL in the Monitoring view"
+    ),
     "runbook_base_url": Setting(
         "AIRFLOW_OBS_RUNBOOK_BASE_URL",
         "https://github.com/airflow-obs/airflow-observability/blob/main/runbooks",
@@ -151,6 +155,7 @@ SETTINGS: dict[str, Setting] = {
 class PluginSettings:
     airflow_url: str
     grafana_url: str
+    alertmanager_url: str
     runbook_base_url: str
     trace_url_template: str
     traces_file: str

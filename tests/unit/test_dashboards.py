@@ -174,3 +174,21 @@ def test_every_panel_on_another_data_source_than_prometheus_is_listed_as_compose
 def test_panel_titles_are_unique_within_a_dashboard(uid: str) -> None:
     titles = [panel["title"] for panel in panels(dashboards()[uid])]
     assert len(titles) == len(set(titles))
+
+
+def test_every_alerts_dashboard_link_opens_a_generated_dashboard_with_variables_it_has() -> None:
+    dashboards = {d["uid"]: d for d in map(json.loads, render().values())}
+    checked = 0
+    for rule_file in sorted((REPO_ROOT / "alert_rules").glob("*.rules.yml")):
+        for group in yaml.safe_load(rule_file.read_text())["groups"]:
+            for rule in group["rules"]:
+                if "alert" not in rule:
+                    continue
+                url = rule["annotations"]["dashboard_url"]
+                uid = url.split("/d/", 1)[1].split("?", 1)[0]
+                assert uid in dashboards, f"{rule['alert']} links to dashboard {uid!r}, which is not generated"
+                names = {v["name"] for v in dashboards[uid]["templating"]["list"]}
+                wanted = set(re.findall(r"var-([a-z_]+)=", url))
+                assert wanted <= names, f"{rule['alert']} sets {wanted - names}, which {uid} has no variable for"
+                checked += 1
+    assert checked > 20

@@ -86,6 +86,14 @@ class StackClient:
             time.sleep(2)
         return state
 
+    def set_variable(self, key: str, value: str) -> None:
+        """Create or overwrite an Airflow Variable."""
+        body = {"key": key, "value": value}
+        try:
+            self.api("POST", "/variables", body, ok=(201,))
+        except IncidentError:  # it exists (HTTP 409): overwrite it
+            self.api("PATCH", f"/variables/{quote(key, safe='')}", body)
+
     def set_pool_slots(self, pool: str, slots: int) -> int:
         """Set a pool's slots; returns what it had."""
         before = self.api("GET", f"/pools/{pool}")["slots"]

@@ -106,7 +106,7 @@ def test_a_task_failing_for_good_run_after_run_raises_each_dag_alert_once_and_al
 def test_a_run_far_over_its_learned_baseline_warns_once_while_running_and_resolves_when_it_ends(
     stack: LocalStack,
 ) -> None:
-    report = run(stack, "run_far_over_baseline")
+    report = run(stack, "run_far_over_baseline", fire_timeout=420)
 
     assert report.expected_sinks == {"AirflowDagRunOverBaseline": {"slack"}}
     assert_once_per_sink(report, report.firing)

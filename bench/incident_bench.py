@@ -12,28 +12,18 @@ after the condition's inherent delay and the alert's `for`: it should stay withi
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from alerting.thresholds import resolve, seconds
 
 from bench.docs_section import DOCS, write_section
-from local_stack.free_ports import free_ports
+from bench.private_stack import private_stack
 from local_stack.incidents.client import StackClient
 from local_stack.incidents.runner import Report, run_scenario, wait_until_quiet
 from local_stack.incidents.scenarios import COMPRESSED_THRESHOLDS, SCENARIOS
-from local_stack.settings import PORTS, load_settings
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-AIRFLOW_OBS = str(Path(sys.prefix) / "bin" / "airflow-obs")
 
 SCRAPE_SECONDS = 2.0
 GROUP_WAIT_SECONDS = 1.0
@@ -101,27 +91,10 @@ def _seconds(duration: str | None) -> float:
     return float(seconds(duration)) if duration else 0.0
 
 
-@contextmanager
-def compressed_stack():
-    home = Path(tempfile.mkdtemp(prefix="airflow-obs-incident-bench-", dir="/tmp"))
-    home.chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_OBS_", "AIRFLOW__", "AIRFLOW_HOME"))}
-    env.update({spec.env_var: str(port) for spec, port in zip(PORTS, free_ports(len(PORTS)), strict=True)})
-    env.update({"AIRFLOW_OBS_HOME": str(home), **COMPRESSED_THRESHOLDS, **FAST})
-    try:
-        result = subprocess.run([AIRFLOW_OBS, "up"], env=env, capture_output=True, text=True, timeout=600, check=False)
-        if result.returncode != 0:
-            raise RuntimeError(f"airflow-obs up failed: {result.stderr[-2000:]}")
-        yield load_settings(env), env
-    finally:
-        subprocess.run([AIRFLOW_OBS, "down"], env=env, capture_output=True, timeout=180, check=False)
-        shutil.rmtree(home, ignore_errors=True)
-
-
 def run(names: list[str]) -> list[dict]:
     thresholds = resolve(COMPRESSED_THRESHOLDS)
     rows = []
-    with compressed_stack() as (settings, _):
+    with private_stack("airflow-obs-incident-bench-", {**COMPRESSED_THRESHOLDS, **FAST}) as (settings, _):
         for name in names:
             wait_until_quiet(settings, SCENARIOS[name], timeout=420)
             time.sleep(8)

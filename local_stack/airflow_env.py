@@ -17,6 +17,7 @@ from local_stack.secrets import (
     ensure_airflow_passwords,
     ensure_secret,
     postgres_password,
+    redis_password,
 )
 from local_stack.settings import LOOPBACK, REPO_ROOT, StackSettings
 
@@ -42,6 +43,18 @@ def warehouse_url(settings: StackSettings) -> str:
         password = quote(postgres_password(settings), safe="")
         return f"postgresql://airflow:{password}@{LOOPBACK}:{settings.ports['postgres']}/warehouse"
     return sqlite_conn_uri(settings.data_dir / "warehouse.db")
+
+
+def celery_env(settings: StackSettings) -> dict[str, str]:
+    """CeleryExecutor on the stack's Redis (broker) and PostgreSQL (result backend); empty for LocalExecutor."""
+    if settings.executor != "celery":
+        return {}
+    redis = quote(redis_password(settings), safe="")
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://:{redis}@{LOOPBACK}:{settings.ports['redis']}/0",
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata_db_url(settings).replace("+psycopg2", "", 1),
+    }
 
 
 def connection_env(settings: StackSettings) -> dict[str, str]:
@@ -117,6 +130,7 @@ def airflow_env(settings: StackSettings) -> dict[str, str]:
         "AIRFLOW_OBS_ALERTMANAGER_URL": settings.url("alertmanager"),  # the DAG's Monitoring view lists its alerts
         "AIRFLOW_OBS_DATA_DIR": str(settings.data_dir),
     }
+    env.update(celery_env(settings))
     env.update(connection_env(settings))
     env.update(notification_env(settings))
     env.update(airflow_internal_secrets(settings))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from alerting.catalogue import CELERY_FLOWER_JOB
 
 from local_stack.alertmanager_config import AIRFLOW_HOME_TEMPLATE, ROUTING_FILE, WEBHOOK_ENDPOINTS, _PlainDumper
 from local_stack.prometheus_config import dump_prometheus_config, prometheus_config
@@ -41,6 +42,7 @@ COMPOSE_SCRAPE_TARGETS = {
     "statsd": "statsd-exporter:9102",
     "postgres": "postgres-exporter:9187",
     "redis": "redis-exporter:9121",
+    CELERY_FLOWER_JOB: "flower:5555",
     "grafana": "grafana:3000",
     "tempo": "tempo:3200",
     "loki": "loki:3100",

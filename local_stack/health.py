@@ -120,6 +120,48 @@ def postgres_health(settings: StackSettings) -> Health:
     return Health(True, "accepting connections")
 
 
+def metrics_contain(component: str, sample: str) -> Callable[[StackSettings], Health]:
+    """An exporter is healthy when its /metrics has `sample`: it serves, and it reaches what it watches."""
+
+    def check(settings: StackSettings) -> Health:
+        status, metrics = _get(settings.url(component) + "/metrics")
+        if status != 200:
+            return Health(False, f"/metrics HTTP {status}")
+        if sample not in metrics:
+            return Health(False, f"/metrics serving, but no `{sample}`")
+        return Health(True, f"/metrics serving, {sample}")
+
+    return check
+
+
+def redis_health(settings: StackSettings) -> Health:
+    from local_stack.redis_broker import ping
+
+    try:
+        return Health(ping(settings), "answers PING")
+    except Exception as exc:  # redis.ConnectionError, AuthenticationError...
+        return Health(False, f"{type(exc).__name__}: {exc}")
+
+
+def flower_health(settings: StackSettings) -> Health:
+    status, body = _get(settings.url("flower") + "/healthcheck")
+    return Health(status == 200 and body.strip() == "OK", f"/healthcheck HTTP {status}")
+
+
+def celery_worker_health(celery_name: str) -> Callable[[StackSettings], Health]:
+    """A worker is healthy when Flower has its heartbeat: it is connected to the broker and consuming."""
+
+    def check(settings: StackSettings) -> Health:
+        status, metrics = _get(settings.url("flower") + "/metrics")
+        if status != 200:
+            return Health(False, f"Flower, which reports worker liveness, answered HTTP {status}")
+        if f'flower_worker_online{{worker="{celery_name}"}} 1.0' not in metrics:
+            return Health(False, f"Flower has no heartbeat from {celery_name}")
+        return Health(True, f"online in Flower as {celery_name}")
+
+    return check
+
+
 # Supervisor program name -> its health check. Programs of one component share Airflow's check.
 CHECKS: dict[str, Callable[[StackSettings], Health]] = {
     "postgres": postgres_health,
@@ -135,9 +177,21 @@ CHECKS: dict[str, Callable[[StackSettings], Health]] = {
     "webhook-capture": http_healthz("webhook_capture"),
     "smtp-capture": smtp_capture_health,
     "source-api": http_healthz("source_api"),
+    "postgres-exporter": metrics_contain("postgres_exporter", "pg_up 1"),
+    "redis": redis_health,
+    "redis-exporter": metrics_contain("redis_exporter", "redis_up 1"),
+    "airflow-celery-flower": flower_health,
 }
+
+
+def _check_for(program: str) -> Callable[[StackSettings], Health]:
+    from local_stack.programs import CeleryWorker
+
+    if program.startswith(CeleryWorker.PROGRAM_PREFIX):
+        return celery_worker_health(CeleryWorker(int(program.removeprefix(CeleryWorker.PROGRAM_PREFIX))).celery_name)
+    return CHECKS[program]
 
 
 def check(program: str, settings: StackSettings) -> Health:
     """Run `program`'s health check; never raises for a component that is down."""
-    return _guard(lambda: CHECKS[program](settings))()
+    return _guard(lambda: _check_for(program)(settings))()

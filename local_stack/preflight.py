@@ -60,7 +60,7 @@ def check_ports(settings: StackSettings) -> None:
     """Every port the stack will bind must be free; the message names the variable that moves it."""
     busy = []
     for spec in PORTS:
-        if spec.component == "postgres" and settings.db != "postgres":
+        if not settings.binds(spec):
             continue
         port = settings.ports[spec.component]
         if not port_is_free(port):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from alerting.catalogue import CELERY_FLOWER_JOB
 from alerting.render import write_rule_files
 from alerting.thresholds import ThresholdError
 
@@ -25,6 +26,19 @@ SCRAPE_JOBS = {
     "prometheus": "prometheus",
     "alertmanager": "alertmanager",
 }
+# Jobs only some stacks have, scraped when the stack runs them (compose has them all, same names).
+POSTGRES_SCRAPE_JOBS = {"postgres": "postgres_exporter"}
+CELERY_SCRAPE_JOBS = {CELERY_FLOWER_JOB: "flower", "redis": "redis_exporter"}
+
+
+def local_scrape_jobs(settings: StackSettings) -> dict[str, str]:
+    """Job name -> component, for what this stack runs."""
+    jobs = dict(SCRAPE_JOBS)
+    if settings.db == "postgres":
+        jobs.update(POSTGRES_SCRAPE_JOBS)
+    if settings.executor == "celery":
+        jobs.update(CELERY_SCRAPE_JOBS)
+    return jobs
 
 
 def scrape_interval() -> str:
@@ -77,7 +91,7 @@ def rules_dir(settings: StackSettings) -> Path:
 
 def render_prometheus_config(settings: StackSettings) -> dict[str, Any]:
     return prometheus_config(
-        targets={job: f"{LOOPBACK}:{settings.ports[component]}" for job, component in SCRAPE_JOBS.items()},
+        targets={job: f"{LOOPBACK}:{settings.ports[c]}" for job, c in local_scrape_jobs(settings).items()},
         alertmanager=f"{LOOPBACK}:{settings.ports['alertmanager']}",
         rule_files=[str(rules_dir(settings) / "*.rules.yml")],
         interval=scrape_interval(),

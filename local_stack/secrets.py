@@ -63,6 +63,16 @@ def postgres_password(settings: StackSettings) -> str:
     return ensure_secret(settings.secrets_dir / "postgres_airflow_password", lambda: secrets.token_urlsafe(18))
 
 
+def redis_password(settings: StackSettings) -> str:
+    return ensure_secret(settings.secrets_dir / "redis_password", lambda: secrets.token_urlsafe(18))
+
+
+def flower_basic_auth(settings: StackSettings) -> str:
+    """Flower's UI login, `admin:<password>` (its /metrics stays open to Prometheus on loopback)."""
+    password = ensure_secret(settings.secrets_dir / "flower_admin_password", lambda: secrets.token_urlsafe(12))
+    return f"admin:{password}"
+
+
 def redact(text: str, settings: StackSettings) -> str:
     """`text` with every secret of the stack replaced, for error messages that quote a tool's output."""
     values: set[str] = set()

@@ -23,7 +23,10 @@ class PortSpec:
     env_var: str
     default: int
     purpose: str
+    needs: str = ""  # "" (always bound), "postgres" (AIRFLOW_OBS_DB=postgres) or "celery" (AIRFLOW_OBS_EXECUTOR=celery)
 
+
+PG, CELERY = "postgres", "celery"  # what a port is needed for, beyond the default stack (PortSpec.needs)
 
 # Every port the local stack binds. README's port table is generated from this list (airflow-obs ports).
 PORTS: tuple[PortSpec, ...] = (
@@ -38,10 +41,16 @@ PORTS: tuple[PortSpec, ...] = (
     PortSpec("source_api", "AIRFLOW_OBS_SOURCE_API_PORT", 19300, "orders source service the ETL extracts from"),
     PortSpec("worker_log_server", "AIRFLOW_OBS_WORKER_LOG_PORT", 18793, "Airflow worker log server"),
     PortSpec("trigger_log_server", "AIRFLOW_OBS_TRIGGER_LOG_PORT", 18794, "Airflow triggerer log server"),
-    PortSpec("postgres", "AIRFLOW_OBS_POSTGRES_PORT", 15432, "private PostgreSQL (AIRFLOW_OBS_DB=postgres)"),
+    PortSpec("postgres", "AIRFLOW_OBS_POSTGRES_PORT", 15432, "private PostgreSQL (AIRFLOW_OBS_DB=postgres)", PG),
+    PortSpec("postgres_exporter", "AIRFLOW_OBS_POSTGRES_EXPORTER_PORT", 19187, "postgres_exporter", PG),
+    PortSpec("redis", "AIRFLOW_OBS_REDIS_PORT", 16379, "Redis, the Celery broker", CELERY),
+    PortSpec("redis_exporter", "AIRFLOW_OBS_REDIS_EXPORTER_PORT", 19121, "redis_exporter (queue depth)", CELERY),
+    PortSpec("flower", "AIRFLOW_OBS_FLOWER_PORT", 15555, "Flower (Celery workers: UI and metrics)", CELERY),
+    PortSpec("worker_2_log_server", "AIRFLOW_OBS_WORKER_2_LOG_PORT", 18795, "Celery worker 2 log server", CELERY),
 )
 
 DB_KINDS = ("sqlite", "postgres")
+EXECUTORS = ("local", "celery")
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,11 @@ class StackSettings:
     ports: Mapping[str, int]
     endpoints: AlertEndpoints = field(default_factory=AlertEndpoints)
     parallelism: int = 8
+    executor: str = "local"
+
+    def binds(self, spec: PortSpec) -> bool:
+        """Whether this stack listens on `spec`'s port (PostgreSQL and Celery ports only when chosen)."""
+        return spec.needs == "" or (spec.needs == "postgres" and self.db == "postgres") or spec.needs == self.executor
 
     @property
     def airflow_home(self) -> Path:
@@ -134,9 +148,20 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
 def load_settings(env: Mapping[str, str] | None = None) -> StackSettings:
     """Read and validate the stack's settings from `env` (default: the process environment)."""
     env = os.environ if env is None else env
-    db = env.get("AIRFLOW_OBS_DB", "sqlite").strip().lower() or "sqlite"
+    executor = env.get("AIRFLOW_OBS_EXECUTOR", "local").strip().lower() or "local"
+    if executor not in EXECUTORS:
+        raise SettingsError(
+            f"AIRFLOW_OBS_EXECUTOR={executor!r} is not supported: expected one of {', '.join(EXECUTORS)}"
+        )
+    # Celery workers and the scheduler write the metadata DB at once, which SQLite cannot take: celery means postgres.
+    db = env.get("AIRFLOW_OBS_DB", "").strip().lower() or ("postgres" if executor == "celery" else "sqlite")
     if db not in DB_KINDS:
         raise SettingsError(f"AIRFLOW_OBS_DB={db!r} is not supported: expected one of {', '.join(DB_KINDS)}")
+    if executor == "celery" and db != "postgres":
+        raise SettingsError(
+            f"AIRFLOW_OBS_EXECUTOR=celery with AIRFLOW_OBS_DB={db!r}: CeleryExecutor needs a metadata DB that "
+            "several machines write at once; expected AIRFLOW_OBS_DB=postgres (or unset)"
+        )
 
     ports = {spec.component: _port(env, spec) for spec in PORTS}
     used: dict[int, str] = {}
@@ -178,4 +203,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> StackSettings:
         ports=ports,
         endpoints=endpoints,
         parallelism=_positive_int(env, "AIRFLOW_OBS_PARALLELISM", 8),
+        executor=executor,
     )

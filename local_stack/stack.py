@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from local_stack import health, postgres, supervisor_control
+from local_stack import health, postgres, redis_broker, supervisor_control
 from local_stack.airflow_env import process_env
 from local_stack.alertmanager_config import write_alertmanager_config
 from local_stack.preflight import run_preflight
@@ -65,6 +65,8 @@ def _prepare(settings: StackSettings) -> None:
     ensure_airflow_passwords(settings)
     write_prometheus_config(settings)
     write_alertmanager_config(settings)
+    if settings.executor == "celery":
+        redis_broker.write_redis_config(settings)
     write_supervisor_config(settings)
     _validate_generated(settings)
 
@@ -144,6 +146,14 @@ def up(settings: StackSettings, say: Progress = _say) -> None:
     programs = [p.name for p in stack_programs(settings)]
     already_running = supervisor_control.is_running(settings)
     if already_running:
+        running = {info["name"] for info in supervisor_control.process_infos(settings)}
+        if running != set(programs):
+            # Another AIRFLOW_OBS_DB or AIRFLOW_OBS_EXECUTOR than the running stack's: its programs differ.
+            raise StackError(
+                f"the stack in {settings.home} is running with other settings (programs differ: "
+                f"{', '.join(sorted(running ^ set(programs)))}); stop it with `make down` first, "
+                "or set AIRFLOW_OBS_HOME to another folder"
+            )
         say(f"the stack in {settings.home} is already running: starting anything stopped, keeping data")
     else:
         run_preflight(settings)
@@ -154,13 +164,16 @@ def up(settings: StackSettings, say: Progress = _say) -> None:
             if settings.db == "postgres" and postgres.ensure_cluster(settings):
                 say("  created a private PostgreSQL 15 cluster")
             supervisor_control.start_supervisord(settings)
+        # The data stores first: `airflow db migrate` needs PostgreSQL, and every Celery process the broker.
+        stores = [name for name in ("postgres", "redis") if name in programs]
+        if stores:
+            _start(settings, stores)
+            _wait_healthy(settings, stores, say, timeout=30)
         if settings.db == "postgres":
-            _start(settings, ["postgres"])
-            _wait_healthy(settings, ["postgres"], say, timeout=30)
             postgres.ensure_airflow_database(settings)
         if not already_running:
             _migrate_db(settings, say)
-        rest = [name for name in programs if name != "postgres"]
+        rest = [name for name in programs if name not in stores]
         _start(settings, rest)
         _wait_healthy(settings, programs, say, timeout=up_timeout())
     except BaseException:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from local_stack.secrets import airflow_passwords_file, ensure_airflow_passwords
+from local_stack.programs import celery_workers
+from local_stack.secrets import airflow_passwords_file, ensure_airflow_passwords, flower_basic_auth
 from local_stack.settings import LOOPBACK, StackSettings
 
 
@@ -30,10 +31,25 @@ def summary_lines(settings: StackSettings) -> list[str]:
         f"  SMTP            {LOOPBACK}:{port['smtp_capture']}                 -> {settings.capture_file('smtp')}",
         f"  webhook/pager   {settings.url('webhook_capture')}/pager       -> {settings.capture_file('webhook')}",
         "",
-        f"Metadata DB: {settings.db}; logs: {settings.logs_dir}",
+        *_celery_lines(settings),
+        f"Metadata DB: {settings.db}; executor: {settings.executor}; logs: {settings.logs_dir}",
         "`make status` checks every component, `make down` stops them all (data is kept).",
     ]
     return lines
+
+
+def _celery_lines(settings: StackSettings) -> list[str]:
+    workers = celery_workers(settings)
+    if not workers:
+        return []
+    user, _, password = flower_basic_auth(settings).partition(":")
+    return [
+        f"CeleryExecutor: {len(workers)} workers ({', '.join(w.celery_name for w in workers)})",
+        f"  Redis broker    {LOOPBACK}:{settings.ports['redis']} (password in {settings.secrets_dir}/redis_password)",
+        f"  Flower          {settings.url('flower')}   login {user} / {password}; metrics: /metrics",
+        f"  redis_exporter  {settings.url('redis_exporter')}/metrics  (queue depth: redis_key_size)",
+        "",
+    ]
 
 
 def print_summary(settings: StackSettings, say: Callable[[str], None]) -> None:

@@ -24,15 +24,16 @@ def _env_value(env: dict[str, str]) -> str:
 
 
 def _program_section(settings: StackSettings, program: Program, airflow: dict[str, str]) -> dict[str, str]:
-    env = {"PATH": f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}", **program.extra_env}
+    env = {"PATH": f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
     if program.airflow_env:
         env.update(airflow)
+    env.update(program.extra_env)  # a program's own values win, e.g. each Celery worker's log-server port
     section = {
         "command": " ".join(_shell_quote(part) for part in program.command),
         "directory": str(settings.home),
         # Started explicitly, in order, by `airflow-obs up` once the metadata DB is migrated.
         "autostart": "false",
-        "autorestart": "unexpected",
+        "autorestart": "unexpected" if program.restart_on_crash else "false",
         "startsecs": "3",
         "startretries": "2",
         "stopsignal": program.stopsignal,

@@ -23,6 +23,8 @@ FRESHNESS = links.FRESHNESS_DASHBOARD_UID
 DAG = links.DAG_DASHBOARD_UID
 
 EXPORTER_JOB = "airflow-exporter"
+# Prometheus job of Celery Flower (CeleryExecutor only): the worker alerts, the local stack and compose scrape it.
+CELERY_FLOWER_JOB = "celery-flower"
 COMPONENTS = {"scheduler": "critical", "dag_processor": "critical", "triggerer": "warning"}
 COMPONENT_ALERTS = {"scheduler": "AirflowSchedulerDown", "dag_processor": "AirflowDagProcessorDown",
                     "triggerer": "AirflowTriggererDown"}  # fmt: skip
@@ -288,11 +290,14 @@ def airflow_alerts(t: dict[str, str]) -> list[Alert]:
 
 
 def groups(t: dict[str, str]) -> list[Group]:
-    from alerting.platform_alerts import infrastructure_alerts, meta_alerts  # they build on this module's types
+    # They build on this module's types.
+    from alerting.celery_alerts import celery_alerts
+    from alerting.platform_alerts import infrastructure_alerts, meta_alerts
 
     return [
         Group("airflow-obs.meta", "meta.rules.yml", [*meta_alerts(t)]),
         Group("airflow-obs.recording", "airflow.rules.yml", [*recording_rules()]),
         Group("airflow-obs.airflow", "airflow.rules.yml", [*airflow_alerts(t)]),
+        Group("airflow-obs.celery", "airflow.rules.yml", [*celery_alerts(t)]),
         Group("airflow-obs.infrastructure", "infrastructure.rules.yml", [*infrastructure_alerts(t)]),
     ]

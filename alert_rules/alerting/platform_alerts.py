@@ -1,5 +1,5 @@
 """Alerts about what Airflow stands on: the toolkit's own pipeline (Watchdog, exporter, metadata DB reachability,
-Alertmanager) and the infrastructure (PostgreSQL, the host). Airflow's own alerts are in catalogue.py."""
+Alertmanager) and the infrastructure (PostgreSQL, the Redis broker, the host). Airflow's own alerts are in catalogue.py."""
 
 from __future__ import annotations
 
@@ -68,6 +68,18 @@ def infrastructure_alerts(t: dict[str, str]) -> list[Alert]:
             severity="critical",
             summary="PostgreSQL {{ $labels.instance }} is down.",
             description="postgres_exporter cannot connect to {{ $labels.instance }}: the metadata DB is gone.",
+            dashboard=INFRA,
+        ),
+        Alert(
+            name="RedisDown",
+            expr="redis_up == 0",
+            for_="1m",
+            severity="critical",
+            summary="Redis (the Celery broker) behind {{ $labels.instance }} is down.",
+            description=(
+                "redis_exporter {{ $labels.instance }} cannot reach its Redis: the Celery broker, so no task "
+                "reaches a worker and queued tasks pile up."
+            ),
             dashboard=INFRA,
         ),
         Alert(

@@ -54,6 +54,10 @@ THRESHOLDS: dict[str, Threshold] = {
     "pool_saturated_for": Threshold("10m", "duration", "how long a pool may have no open slot while work waits"),
     "heartbeat_lost_for": Threshold("2m", "duration", "how long running tasks may stay without a heartbeat"),
     "import_errors_for": Threshold("2m", "duration", "how long a DAG file may fail to import before the warning"),
+    # Celery workers: a lost worker is recent news; after this window it is simply gone (or scaled in).
+    "celery_worker_lost_window": Threshold(
+        "1h", "duration", "how long after a worker vanished the alert keeps firing, unless it comes back"
+    ),
     # PostgreSQL and the host.
     "postgres_connections_ratio": Threshold("0.8", "number", "share of max_connections in use that is near the limit"),
     "host_cpu_busy_ratio": Threshold("0.9", "number", "share of CPU time busy, over 5 minutes"),

@@ -1,9 +1,10 @@
 """Panels whose data exists only in the compose stack, by (dashboard uid, panel title), each with the reason.
 
 The local stack (`make up`) runs the exporter, node_exporter, Prometheus and Alertmanager; it has no
-statsd_exporter, PostgreSQL or Redis exporter, trace store or log store. These panels' queries are still
-checked with promtool and against the known metric names (tests/unit/test_dashboards.py); the no-dead-panels
-test (tests/integration/test_dashboard_panels.py) skips them by name and fails if an entry names no panel.
+statsd_exporter, trace store or log store. `AIRFLOW_OBS_EXECUTOR=celery make up` adds PostgreSQL, Redis, Flower
+and their exporters (CELERY_STACK_ONLY). These panels' queries are still checked with promtool and against the
+known metric names (tests/unit/test_dashboards.py); the no-dead-panels test (tests/integration/
+test_dashboard_panels.py) skips them by name and fails if an entry names no panel.
 """
 
 from __future__ import annotations
@@ -21,14 +22,24 @@ COMPOSE_ONLY: dict[tuple[str, str], str] = {
     (INFRA_DASHBOARD_UID, "Executor slots (StatsD)"): _STATSD,
     (INFRA_DASHBOARD_UID, "Scheduler loop (StatsD)"): _STATSD,
     (INFRA_DASHBOARD_UID, "DAG parsing (StatsD)"): _STATSD,
-    (INFRA_DASHBOARD_UID, "PostgreSQL connections"): "postgres_exporter runs only in compose",
-    (INFRA_DASHBOARD_UID, "PostgreSQL transactions"): "postgres_exporter runs only in compose",
-    (
-        INFRA_DASHBOARD_UID,
-        "Redis (Celery broker)",
-    ): "Redis (CeleryExecutor's broker) and redis_exporter run only in compose",
-    (INFRA_DASHBOARD_UID, "Redis memory"): "Redis (CeleryExecutor's broker) and redis_exporter run only in compose",
     (FRESHNESS_DASHBOARD_UID, "Deadline outcomes (StatsD)"): _STATSD,
+}
+
+_CELERY = "Flower runs only with CeleryExecutor: on `AIRFLOW_OBS_EXECUTOR=celery make up` and compose"
+_REDIS = "Redis (the Celery broker) and redis_exporter run on `AIRFLOW_OBS_EXECUTOR=celery make up` and compose"
+_POSTGRES = "postgres_exporter runs on `AIRFLOW_OBS_EXECUTOR=celery make up` (which uses PostgreSQL) and compose"
+
+# Panels whose data exists on the Celery local stack and compose but not on the default `make up` (LocalExecutor).
+CELERY_STACK_ONLY: dict[tuple[str, str], str] = {
+    (INFRA_DASHBOARD_UID, "Celery workers online"): _CELERY,
+    (INFRA_DASHBOARD_UID, "Tasks executing per worker"): _CELERY,
+    (INFRA_DASHBOARD_UID, "Tasks finished per worker"): _CELERY,
+    (INFRA_DASHBOARD_UID, "Task runtime p95 per worker"): _CELERY,
+    (INFRA_DASHBOARD_UID, "Broker queue depth"): _REDIS,
+    (INFRA_DASHBOARD_UID, "PostgreSQL connections"): _POSTGRES,
+    (INFRA_DASHBOARD_UID, "PostgreSQL transactions"): _POSTGRES,
+    (INFRA_DASHBOARD_UID, "Redis (Celery broker)"): _REDIS,
+    (INFRA_DASHBOARD_UID, "Redis memory"): _REDIS,
 }
 
 # Panels whose series only appear after a rare event, which a healthy stack does not produce on its own.

@@ -1,4 +1,5 @@
-"""airflow-infra: Airflow's components and what they stand on: scheduler, executor, parsing, host, PostgreSQL, Redis."""
+"""airflow-infra: Airflow's components and what they stand on: scheduler, executor, Celery workers, parsing, host,
+PostgreSQL, Redis."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from grafana_foundation_sdk.builders import dashboard as db
 from observability.links import INFRA_DASHBOARD_UID, OVERVIEW_DASHBOARD_UID
 
 from grafana_dashboards import panels as p
+from grafana_dashboards.celery_panels import celery_row
 from grafana_dashboards.overview import HEARTBEAT_STEPS
 
 REAL_FS = 'fstype!~"tmpfs|overlay|squashfs|ramfs|devtmpfs"'  # as the HostDiskSpaceLow alert
@@ -182,4 +184,4 @@ def build() -> db.Dashboard:
         .with_variable(p.datasource_variables()[0])
         .links([p.dashboard_link("Overview", OVERVIEW_DASHBOARD_UID)])
     )
-    return _datastores(_host(_airflow(dashboard))).build()
+    return _datastores(_host(celery_row(_airflow(dashboard)))).build()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,6 +13,8 @@ import xmlrpc.client
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
+
+import psutil
 
 from local_stack.secrets import ensure_airflow_passwords
 from local_stack.settings import StackSettings
@@ -69,10 +72,10 @@ class StackClient:
                 raise IncidentError(f"{method} {path} gave HTTP {status}: {str(answer)[:300]}")
             time.sleep(2)
 
-    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
-        """A manual run now (a fresh logical date each time, so runs never collide); returns its run_id."""
-        logical_date = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-        run = self.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": logical_date, "conf": conf or {}})
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, logical_date: datetime | None = None) -> str:
+        """A manual run, by default now (microseconds make each logical date fresh, so runs never collide)."""
+        when = (logical_date or datetime.now(UTC)).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        run = self.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": when, "conf": conf or {}})
         return run["dag_run_id"]
 
     def run_state(self, dag_id: str, run_id: str) -> str:
@@ -131,6 +134,24 @@ class StackClient:
                 rpc(self.settings).supervisor.stopProcess(name, True)
             except xmlrpc.client.Fault:  # already exiting, or between states: look again
                 time.sleep(0.5)
+
+    def kill_program_tree(self, name: str, timeout: float = 30.0) -> None:
+        """SIGKILL a program and every process under it, as when its machine is lost.
+
+        A task's process runs in a process group of its own, so killing the program's group would leave it
+        running (and heartbeating). The program must be one supervisord does not restart (a Celery worker).
+        """
+        main = psutil.Process(self.program_pid(name))
+        doomed = [main, *main.children(recursive=True)]
+        for process in doomed:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        psutil.wait_procs(doomed, timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while (state := rpc(self.settings).supervisor.getProcessInfo(name)["statename"]) not in ("EXITED", "STOPPED"):
+            if time.monotonic() > deadline:
+                raise IncidentError(f"{name} is {state} {timeout:.0f}s after it was killed; expected it to stay down")
+            time.sleep(0.5)
 
     def start_program(self, name: str) -> None:
         try:

@@ -161,6 +161,8 @@ def run_scenario(
     """
     if scenario.postgres_only and settings.db != "postgres":
         raise IncidentError(f"scenario {scenario.name} needs a PostgreSQL stack (AIRFLOW_OBS_DB=postgres)")
+    if scenario.celery_only and settings.executor != "celery":
+        raise IncidentError(f"scenario {scenario.name} needs the Celery stack (AIRFLOW_OBS_EXECUTOR=celery)")
     client = StackClient(settings)
     alerts = {name: expected_sinks(settings, _alert_labels(settings, name)) for name in scenario.alerts}
     started = datetime.now(UTC)

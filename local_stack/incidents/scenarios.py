@@ -26,6 +26,7 @@ import psutil
 from alerting.thresholds import env_var
 from dag_suite.faults import DEFAULT_SLOW_SECONDS, SLOW_SECONDS_VARIABLE
 
+from local_stack.incidents import worker_loss
 from local_stack.incidents.client import IncidentError, StackClient
 from local_stack.settings import REPO_ROOT
 
@@ -63,6 +64,7 @@ class Scenario:
     recover: Callable[[StackClient, dict[str, Any]], None]
     dag_id: str = ""  # the DAG the alerts are about, if any
     postgres_only: bool = False
+    celery_only: bool = False
     minutes: float = 2.0  # how long it usually takes to fire, for the rehearsal's patience
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -361,6 +363,16 @@ SCENARIOS: dict[str, Scenario] = {
             _let_the_slow_run_finish,
             dag_id=BASELINE_DAG,
             minutes=5,
+        ),
+        Scenario(
+            "celery_worker_killed",
+            ("AirflowCeleryWorkerLost",),
+            f"the Celery worker running {worker_loss.ETL_DAG}.{worker_loss.LONG_TASK} is SIGKILLed with its tasks "
+            "(AIRFLOW_OBS_EXECUTOR=celery only); the retry finishes on the other worker, then it is started again",
+            worker_loss.kill_the_worker_running_the_load,
+            worker_loss.let_the_retry_finish_then_restart_the_worker,
+            celery_only=True,
+            minutes=8,
         ),
     )
 }

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import socket
 import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+
+from supervisor.datatypes import dict_of_key_value_pairs
 
 from local_stack.settings import LOOPBACK, PORTS, StackSettings, load_settings
 
@@ -40,3 +43,14 @@ def distinct_free_ports(count: int) -> Iterator[list[int]]:
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
+
+
+def parse_supervisor(text: str) -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser()
+    parser.read_string(text)
+    return parser
+
+
+def program_env(parser: configparser.RawConfigParser, program: str) -> dict[str, str]:
+    """The environment of a program as supervisor reads it (after its %-expansion)."""
+    return dict_of_key_value_pairs(parser[f"program:{program}"]["environment"].replace("%%", "%"))

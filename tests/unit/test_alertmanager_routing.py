@@ -119,6 +119,25 @@ def test_amtool_routes_an_alert_to_the_receiver_of_its_severity_and_team(labels:
     assert result.stdout.strip() == receiver
 
 
+@pytest.mark.parametrize(
+    ("alertname", "receiver"),
+    [("RedisDown", "oncall-critical"), ("AirflowCeleryWorkerLost", "slack-alerts"),
+     ("AirflowCeleryMonitorDown", "slack-alerts")],
+)  # fmt: skip
+def test_the_celery_and_broker_alerts_route_by_the_severity_their_rules_give(alertname: str, receiver: str) -> None:
+    rule = next(
+        rule
+        for path in sorted(ROUTING_FILE.parent.glob("*.rules.yml"))
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if rule.get("alert") == alertname
+    )
+    result = routes_test({"alertname": alertname, **rule["labels"]}, receiver)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == receiver
+
+
 def test_amtool_routes_test_fails_when_the_expected_receiver_is_wrong() -> None:
     # Guards the table above: --verify.receivers really is checked.
     result = routes_test({"alertname": "AirflowSchedulerDown", "severity": "critical"}, "slack-alerts")
@@ -307,6 +326,9 @@ BYSTANDERS = [
     ("PostgresConnectionsNearLimit", "warning", {"instance": "db:9187"}),
     ("HostHighCpu", "warning", {"instance": "host:9100"}),
     ("AlertmanagerFailingToSend", "critical", {"integration": "slack"}),
+    ("RedisDown", "critical", {"instance": "redis-exporter:9121"}),
+    ("AirflowCeleryWorkerLost", "warning", {"worker": "celery-worker-1@host"}),
+    ("AirflowCeleryMonitorDown", "warning", {"instance": "flower:5555"}),
 ]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from alerting.catalogue import recording_rules
-from grafana_dashboards.compose_only import COMPOSE_ONLY, EVENT_ONLY
+from grafana_dashboards.compose_only import CELERY_STACK_ONLY, COMPOSE_ONLY, EVENT_ONLY
 from grafana_dashboards.queries import panel_queries, panels
 from grafana_dashboards.write import DASHBOARD_DIR, differing, render
 from observability import links
@@ -40,6 +40,7 @@ THIRD_PARTY = {
     "redis_up",
     "redis_connected_clients",
     "redis_memory_used_bytes",
+    "redis_key_size",  # with --check-single-keys (REDIS_EXPORTER_CHECK_SINGLE_KEYS): a Celery queue's length
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 PROMQL_WORDS = {
@@ -77,13 +78,22 @@ def exporter_metrics() -> set[str]:
     return names | {f"{name}_total" for name in names}  # counter families expose `_total`
 
 
+def flower_metrics() -> set[str]:
+    """Flower's /metrics names (job celery-flower on CeleryExecutor stacks), read from the installed Flower's source."""
+    import flower.events
+
+    source = Path(flower.events.__file__).read_text()
+    return set(re.findall(r"'(flower_[a-z0-9_]+)'", source)) | set(re.findall(r'"(flower_[a-z0-9_]+)"', source))
+
+
 def statsd_metrics() -> set[str]:
     mappings = yaml.safe_load(STATSD_MAPPING.read_text())["mappings"]
     return {m["name"] for m in mappings if m.get("action") != "drop"}
 
 
 def known_metrics() -> set[str]:
-    known = exporter_metrics() | statsd_metrics() | {rule.name for rule in recording_rules()} | THIRD_PARTY
+    known = exporter_metrics() | statsd_metrics() | flower_metrics() | THIRD_PARTY
+    known |= {rule.name for rule in recording_rules()}
     return known | {name + suffix for name in known for suffix in HISTOGRAM_SUFFIXES}
 
 
@@ -159,7 +169,7 @@ def test_the_metric_name_check_catches_a_misspelled_name() -> None:
 
 def test_every_compose_only_and_event_only_entry_names_a_real_panel_and_gives_a_reason() -> None:
     titles = {(uid, panel["title"]) for uid, d in dashboards().items() for panel in panels(d)}
-    for entry, reason in {**COMPOSE_ONLY, **EVENT_ONLY}.items():
+    for entry, reason in {**COMPOSE_ONLY, **CELERY_STACK_ONLY, **EVENT_ONLY}.items():
         assert entry in titles, f"{entry} names no panel"
         assert reason.strip()
 

@@ -42,6 +42,11 @@ CHART_STATSD_SERVICE = {
     "labels": {"tier": "airflow", "component": "statsd", "release": "airflow", "heritage": "Helm"},
     "ports": ["statsd-ingest", "statsd-scrape"],
 }
+# The chart's Flower Service (chart/templates/flower/flower-service.yaml, same repository), likewise.
+CHART_FLOWER_SERVICE = {
+    "labels": {"tier": "airflow", "component": "flower", "release": "airflow", "heritage": "Helm"},
+    "ports": ["flower-ui"],
+}
 
 
 def _load_all(name: str) -> list[dict[str, Any]]:
@@ -95,7 +100,7 @@ def test_a_custom_operator_label_is_put_on_the_rule_and_every_service_monitor():
     files = kubernetes.render_files(("prometheus", "platform"))
     documents = [doc for name in ("manifests/prometheusrule.yaml", "manifests/servicemonitor.yaml")
                  for doc in yaml.safe_load_all(files[name]) if doc]  # fmt: skip
-    assert len(documents) == 3
+    assert len(documents) == 4  # the rule and the exporter, StatsD and Flower monitors
     for document in documents:
         assert document["metadata"]["labels"]["prometheus"] == "platform"
         assert "release" not in document["metadata"]["labels"]
@@ -105,12 +110,14 @@ def _services() -> list[dict[str, Any]]:
     exporter = [doc for doc in _load_all("manifests/exporter.yaml") if doc["kind"] == "Service"]
     chart_statsd = {"metadata": {"name": "airflow-statsd", "labels": CHART_STATSD_SERVICE["labels"]},
                     "spec": {"ports": [{"name": name} for name in CHART_STATSD_SERVICE["ports"]]}}  # fmt: skip
-    return [*exporter, chart_statsd]
+    chart_flower = {"metadata": {"name": "airflow-flower", "labels": CHART_FLOWER_SERVICE["labels"]},
+                    "spec": {"ports": [{"name": name} for name in CHART_FLOWER_SERVICE["ports"]]}}  # fmt: skip
+    return [*exporter, chart_statsd, chart_flower]
 
 
 def test_each_service_monitor_selects_exactly_one_service_and_names_one_of_its_ports():
     monitors = _load_all("manifests/servicemonitor.yaml")
-    assert [m["kind"] for m in monitors] == ["ServiceMonitor", "ServiceMonitor"]
+    assert [m["kind"] for m in monitors] == ["ServiceMonitor"] * 3
     for monitor in monitors:
         wanted = monitor["spec"]["selector"]["matchLabels"]
         matched = [s for s in _services() if wanted.items() <= s["metadata"]["labels"].items()]
@@ -139,7 +146,8 @@ def test_service_monitors_give_the_exporter_the_job_name_the_alert_rules_select(
     jobs = {endpoint["relabelings"][0]["replacement"] for m in monitors for endpoint in m["spec"]["endpoints"]}
     rules_text = "".join(path.read_text() for path in RULE_FILES)
     assert 'job="airflow-exporter"' in rules_text
-    assert {"airflow-exporter", "statsd"} == jobs
+    assert 'job="celery-flower"' in rules_text
+    assert {"airflow-exporter", "statsd", "celery-flower"} == jobs
 
 
 def _effective(mapping: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
@@ -242,3 +250,15 @@ def test_a_mapping_default_the_chart_cannot_carry_is_refused_naming_it(tmp_path)
     mapping.write_text(yaml.safe_dump({"defaults": {"summary_options": {}}, "mappings": []}))
     with pytest.raises(ValueError, match=r"summary_options"):
         kubernetes.chart_statsd_mappings(mapping)
+
+
+def test_the_values_file_enables_flower_and_has_it_forget_silent_workers_as_compose_does():
+    compose = yaml.safe_load((REPO_ROOT / "compose" / "docker-compose.yml").read_text())
+    flower = _values()["flower"]
+
+    assert flower["enabled"] is True
+    env = {entry["name"]: entry["value"] for entry in flower["env"]}
+    assert (
+        env["FLOWER_PURGE_OFFLINE_WORKERS"]
+        == compose["services"]["flower"]["environment"]["FLOWER_PURGE_OFFLINE_WORKERS"]
+    )

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import configparser
 import glob
 from pathlib import Path
 
 import pytest
 import yaml
 from cryptography.fernet import Fernet
-from supervisor.datatypes import dict_of_key_value_pairs
 from supervisor.options import ServerOptions
 
 from local_stack.airflow_env import airflow_env
@@ -29,6 +27,8 @@ from tests.unit.stack_helpers import (
     CUSTOM_PORTS,
     PROMTOOL,
     mode,
+    parse_supervisor,
+    program_env,
     run,
     settings_for,
 )
@@ -153,17 +153,6 @@ def test_prometheus_loads_the_toolkits_rules_rendered_with_this_stacks_airflow_u
 
 
 # --- supervisor -------------------------------------------------------------------------------------------
-
-
-def parse_supervisor(text: str) -> configparser.RawConfigParser:
-    parser = configparser.RawConfigParser()
-    parser.read_string(text)
-    return parser
-
-
-def program_env(parser: configparser.RawConfigParser, program: str) -> dict[str, str]:
-    """The environment of a program as supervisor reads it (after its %-expansion)."""
-    return dict_of_key_value_pairs(parser[f"program:{program}"]["environment"].replace("%%", "%"))
 
 
 @pytest.mark.parametrize("db", ["sqlite", "postgres"])

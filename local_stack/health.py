@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import smtplib
 import urllib.error
@@ -36,7 +37,8 @@ def _guard(check: Callable[[], Health]) -> Callable[[], Health]:
     def guarded() -> Health:
         try:
             return check()
-        except (OSError, ValueError, KeyError, smtplib.SMTPException) as exc:
+        # HTTPException: a server still starting can close a response early (IncompleteRead).
+        except (OSError, ValueError, KeyError, smtplib.SMTPException, http.client.HTTPException) as exc:
             return Health(False, f"{type(exc).__name__}: {exc}")
 
     return guarded

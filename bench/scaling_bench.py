@@ -12,12 +12,15 @@ Trials alternate two workers and one (the second stopped gracefully), REPEATS ti
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
+
+import psutil
 
 from bench.docs_section import write_section
 from bench.private_stack import private_stack
@@ -146,7 +149,8 @@ def _dag_exists(client: StackClient) -> bool:
 def render(rows: list[dict]) -> str:
     concurrency = PARALLELISM // 2
     lines = [
-        f"Measured {datetime.now(UTC):%Y-%m-%d} on this machine (2 cores, 24 GiB): `AIRFLOW_OBS_EXECUTOR=celery`, "
+        f"Measured {datetime.now(UTC):%Y-%m-%d} on this machine ({os.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, both workers on it): `AIRFLOW_OBS_EXECUTOR=celery`, "
         f"each worker running {concurrency} tasks at once, one run of {TASKS} mapped tasks that each wait "
         f"{WORK_SECONDS} s, per trial (after one warm-up run).",
         "",
@@ -160,9 +164,9 @@ def render(rows: list[dict]) -> str:
             f"| {row['workers']} | {number} | {row['span']:.1f} s | {row['per_minute']:.1f} | {row['wait']:.1f} s "
             f"| {row['duration']:.1f} s | {hosts} |"
         )
+    lines.append("")
     for workers in (1, 2):
         rates = [row["per_minute"] for row in rows if row["workers"] == workers]
-        lines.append("")
         lines.append(f"- {workers} worker{'s' if workers > 1 else ''}: median {statistics.median(rates):.1f} tasks/min")
     lines += ["", "Rerun: `.venv/bin/python -m bench.scaling_bench --write-docs` (about 10 minutes; run it alone)."]
     return "\n".join(lines)

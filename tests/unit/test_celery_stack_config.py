@@ -11,17 +11,15 @@ import pytest
 import yaml
 
 from local_stack.airflow_env import airflow_env
-from local_stack.preflight import PreflightError, check_ports
 from local_stack.programs import FLOWER_PURGE_OFFLINE_WORKERS_SECONDS, celery_workers, stack_programs
 from local_stack.prometheus_config import render_prometheus_config
 from local_stack.redis_broker import write_redis_config
 from local_stack.secrets import redis_password
-from local_stack.settings import LOOPBACK, PORTS, SettingsError
+from local_stack.settings import LOOPBACK, SettingsError
 from local_stack.supervisor_config import render_supervisor_config
 from local_stack.worker_identity import hostname
 from tests.unit.stack_helpers import (
     CUSTOM_PORTS,
-    distinct_free_ports,
     mode,
     parse_supervisor,
     program_env,
@@ -39,19 +37,6 @@ def test_celery_runs_on_the_private_postgres_and_refuses_sqlite_naming_both_vari
     with pytest.raises(SettingsError, match=r"AIRFLOW_OBS_EXECUTOR='kubernetes'.*local, celery"):
         settings_for(tmp_path, AIRFLOW_OBS_EXECUTOR="kubernetes")
     assert settings_for(tmp_path).executor == "local"
-
-
-def test_celery_ports_are_only_checked_when_the_stack_runs_celery(tmp_path: Path) -> None:
-    with distinct_free_ports(len(PORTS)) as ports:
-        env = {spec.env_var: str(port) for spec, port in zip(PORTS, ports, strict=True)}
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind((LOOPBACK, 0))
-        listener.listen()
-        env["AIRFLOW_OBS_REDIS_PORT"] = str(listener.getsockname()[1])
-
-        check_ports(settings_for(tmp_path, **env))
-        with pytest.raises(PreflightError, match="AIRFLOW_OBS_REDIS_PORT"):
-            check_ports(settings_for(tmp_path, **CELERY, **env))
 
 
 def test_the_local_executor_stack_has_no_celery_program(tmp_path: Path) -> None:

@@ -127,17 +127,28 @@ def test_free_ports_pass_preflight(tmp_path: Path) -> None:
     check_ports(settings)  # raises if any is taken
 
 
-def test_the_postgres_port_is_only_checked_when_postgres_is_the_database(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("variable", "enabling"),
+    [
+        ("AIRFLOW_OBS_POSTGRES_PORT", {"AIRFLOW_OBS_DB": "postgres"}),
+        ("AIRFLOW_OBS_POSTGRES_EXPORTER_PORT", {"AIRFLOW_OBS_DB": "postgres"}),
+        ("AIRFLOW_OBS_REDIS_PORT", {"AIRFLOW_OBS_EXECUTOR": "celery"}),
+        ("AIRFLOW_OBS_FLOWER_PORT", {"AIRFLOW_OBS_EXECUTOR": "celery"}),
+    ],
+)
+def test_a_port_of_postgres_or_celery_is_only_checked_when_the_stack_runs_it(
+    tmp_path: Path, variable: str, enabling: dict[str, str]
+) -> None:
     with distinct_free_ports(len(PORTS)) as ports:
         env = {spec.env_var: str(port) for spec, port in zip(PORTS, ports, strict=True)}
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
         listener.bind((LOOPBACK, 0))
         listener.listen()
-        env["AIRFLOW_OBS_POSTGRES_PORT"] = str(listener.getsockname()[1])
+        env[variable] = str(listener.getsockname()[1])
 
         check_ports(settings_for(tmp_path, **env))
-        with pytest.raises(PreflightError, match="AIRFLOW_OBS_POSTGRES_PORT"):
-            check_ports(settings_for(tmp_path, AIRFLOW_OBS_DB="postgres", **env))
+        with pytest.raises(PreflightError, match=variable):
+            check_ports(settings_for(tmp_path, **enabling, **env))
 
 
 def test_an_unwritable_home_stops_preflight_naming_the_variable_that_moves_it(tmp_path: Path) -> None:

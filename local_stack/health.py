@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from local_stack import redis_broker
+from local_stack.programs import CELERY_WORKERS
 from local_stack.settings import LOOPBACK, REPO_ROOT, StackSettings
 
 AIRFLOW_HEALTH_PATH = "/api/v2/monitor/health"
@@ -137,10 +139,8 @@ def metrics_contain(component: str, sample: str) -> Callable[[StackSettings], He
 
 
 def redis_health(settings: StackSettings) -> Health:
-    from local_stack.redis_broker import ping
-
     try:
-        return Health(ping(settings), "answers PING")
+        return Health(redis_broker.ping(settings), "answers PING")
     except Exception as exc:  # redis.ConnectionError, AuthenticationError...
         return Health(False, f"{type(exc).__name__}: {exc}")
 
@@ -183,17 +183,10 @@ CHECKS: dict[str, Callable[[StackSettings], Health]] = {
     "redis": redis_health,
     "redis-exporter": metrics_contain("redis_exporter", "redis_up 1"),
     "airflow-celery-flower": flower_health,
+    **{worker.program: celery_worker_health(worker.celery_name) for worker in CELERY_WORKERS},
 }
-
-
-def _check_for(program: str) -> Callable[[StackSettings], Health]:
-    from local_stack.programs import CeleryWorker
-
-    if program.startswith(CeleryWorker.PROGRAM_PREFIX):
-        return celery_worker_health(CeleryWorker(int(program.removeprefix(CeleryWorker.PROGRAM_PREFIX))).celery_name)
-    return CHECKS[program]
 
 
 def check(program: str, settings: StackSettings) -> Health:
     """Run `program`'s health check; never raises for a component that is down."""
-    return _guard(lambda: _check_for(program)(settings))()
+    return _guard(lambda: CHECKS[program](settings))()

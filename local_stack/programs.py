@@ -7,8 +7,8 @@ import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
 
+from local_stack.secrets import flower_basic_auth, redis_password
 from local_stack.settings import LOOPBACK, StackSettings
 
 VENV_BIN = Path(sys.prefix) / "bin"
@@ -40,11 +40,10 @@ class CeleryWorker:
     """One Celery worker of the local stack; `hostname` is what Airflow records as the task instance's host."""
 
     number: int
-    PROGRAM_PREFIX: ClassVar[str] = "airflow-celery-worker-"
 
     @property
     def program(self) -> str:
-        return f"{self.PROGRAM_PREFIX}{self.number}"
+        return f"airflow-celery-worker-{self.number}"
 
     @property
     def hostname(self) -> str:
@@ -60,10 +59,11 @@ class CeleryWorker:
         return CELERY_WORKER_LOG_PORTS[self.number - 1]
 
 
+CELERY_WORKERS = tuple(CeleryWorker(number) for number in range(1, len(CELERY_WORKER_LOG_PORTS) + 1))
+
+
 def celery_workers(settings: StackSettings) -> list[CeleryWorker]:
-    if settings.executor != "celery":
-        return []
-    return [CeleryWorker(number) for number in range(1, len(CELERY_WORKER_LOG_PORTS) + 1)]
+    return list(CELERY_WORKERS) if settings.executor == "celery" else []
 
 
 def redis_config_file(settings: StackSettings) -> Path:
@@ -173,7 +173,9 @@ def stack_programs(settings: StackSettings) -> list[Program]:
 
 
 def _postgres_exporter(settings: StackSettings) -> Program:
-    from local_stack.airflow_env import metadata_db_conn_uri  # it builds on this module's paths
+    # Not at the top: airflow_env loads Airflow (through dag_suite), and modules such as throwaway_postgres import
+    # this one for its paths before a test has pointed Airflow at its own metadata DB.
+    from local_stack.airflow_env import metadata_db_conn_uri
 
     return Program(
         "postgres-exporter",
@@ -190,8 +192,6 @@ def _celery_programs(settings: StackSettings) -> list[Program]:
     """Two workers, Flower (their liveness and activity as metrics) and redis_exporter (the queue's depth)."""
     if settings.executor != "celery":
         return []
-    from local_stack.secrets import flower_basic_auth, redis_password
-
     airflow = str(VENV_BIN / "airflow")
     workers = celery_workers(settings)
     concurrency = max(1, settings.parallelism // len(workers))

@@ -40,14 +40,3 @@ def ping(settings: StackSettings) -> bool:
         return bool(client.ping())
     finally:
         client.close()
-
-
-def queue_length(settings: StackSettings, queue: str) -> int:
-    """Messages waiting in a Celery queue (a Redis list of the queue's name)."""
-    client = redis.Redis(
-        host=LOOPBACK, port=settings.ports["redis"], password=redis_password(settings), socket_timeout=3
-    )
-    try:
-        return int(client.llen(queue))
-    finally:
-        client.close()

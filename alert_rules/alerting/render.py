@@ -62,7 +62,10 @@ def _rule(rule: catalogue.Alert | catalogue.Record, settings: PluginSettings) ->
 
 
 class _Dumper(yaml.SafeDumper):
-    """Multi-line strings (PromQL) as literal blocks, so the files read like hand-written rules."""
+    """Multi-line strings (PromQL) as literal blocks and no anchors, so the files read like hand-written ones."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
@@ -73,8 +76,11 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 _Dumper.add_representer(str, _str)
 
 
-def render_rule_files(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """{file name: YAML text} for every rule file, with the URLs and thresholds `environ` sets (else defaults)."""
+def rule_groups_by_file(environ: Mapping[str, str] = os.environ) -> dict[str, list[dict[str, Any]]]:
+    """{file name: its rule groups as data}, in the catalogue's order, with the URLs and thresholds `environ` sets.
+
+    The data every rendering shares: the rule files here, the PrometheusRule in kubernetes.py.
+    """
     settings = read_settings({key: environ[key] for key in LINK_SETTINGS if key in environ})
     values = thresholds.resolve(environ)
     files: dict[str, list[dict[str, Any]]] = {}
@@ -82,10 +88,17 @@ def render_rule_files(environ: Mapping[str, str] = os.environ) -> dict[str, str]
         files.setdefault(group.file, []).append(
             {"name": group.name, "rules": [_rule(rule, settings) for rule in group.rules]}
         )
-    return {
-        name: HEADER + yaml.dump({"groups": body}, Dumper=_Dumper, sort_keys=False, width=200, allow_unicode=True)
-        for name, body in files.items()
-    }
+    return files
+
+
+def dump_yaml(document: Any) -> str:
+    """YAML as the toolkit writes it (rule files, Kubernetes manifests): literal PromQL, keys in given order."""
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=200, allow_unicode=True)
+
+
+def render_rule_files(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """{file name: YAML text} for every rule file, with the URLs and thresholds `environ` sets (else defaults)."""
+    return {name: HEADER + dump_yaml({"groups": body}) for name, body in rule_groups_by_file(environ).items()}
 
 
 def write_rule_files(folder: Path, environ: Mapping[str, str] = os.environ) -> list[Path]:

@@ -8,7 +8,6 @@ import socket
 from pathlib import Path
 
 import pytest
-import yaml
 
 from local_stack.airflow_env import airflow_env
 from local_stack.programs import FLOWER_PURGE_OFFLINE_WORKERS_SECONDS, celery_workers, stack_programs
@@ -91,17 +90,13 @@ def test_the_broker_is_the_private_redis_with_a_password_that_no_command_line_sh
     assert mode(config_file) == 0o600
 
 
-def test_flower_has_a_ui_login_and_forgets_silent_workers_as_compose_does(tmp_path: Path) -> None:
+def test_flower_has_a_ui_login_and_forgets_silent_workers_as_compose_does(tmp_path: Path, services) -> None:
     settings = settings_for(tmp_path, **CELERY)
     env = program_env(parse_supervisor(render_supervisor_config(settings)), "airflow-celery-flower")
     user, _, password = env["AIRFLOW__CELERY__FLOWER_BASIC_AUTH"].partition(":")
     assert user == "admin" and len(password) >= 12
     assert env["FLOWER_PURGE_OFFLINE_WORKERS"] == str(FLOWER_PURGE_OFFLINE_WORKERS_SECONDS)
-    compose = yaml.safe_load((Path(__file__).parents[2] / "compose" / "docker-compose.yml").read_text())
-    assert (
-        compose["services"]["flower"]["environment"]["FLOWER_PURGE_OFFLINE_WORKERS"]
-        == env["FLOWER_PURGE_OFFLINE_WORKERS"]
-    )
+    assert services["flower"]["environment"]["FLOWER_PURGE_OFFLINE_WORKERS"] == env["FLOWER_PURGE_OFFLINE_WORKERS"]
 
 
 def test_prometheus_scrapes_flower_redis_and_postgres_only_on_the_stacks_that_run_them(tmp_path: Path) -> None:

@@ -66,7 +66,12 @@ def celery_row(dashboard: db.Dashboard) -> db.Dashboard:
                 "Tasks waiting in the Redis queue `default` for a worker, next to the task instances Airflow "
                 "holds as queued (sent to the executor, not started).",
                 p.prom(f"max({BROKER_QUEUE})", "in the broker (Redis)", ref="A"),
-                p.prom('sum(airflow:task_instances:by_state{state="queued"})', "queued in Airflow", ref="B"),
+                # The exporter has no queued series while nothing is queued; `or vector(0)` draws that as 0.
+                p.prom(
+                    'sum(airflow:task_instances:by_state{state="queued"}) or on () vector(0)',
+                    "queued in Airflow",
+                    ref="B",
+                ),
             )
         )
     )

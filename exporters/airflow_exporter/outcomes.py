@@ -3,6 +3,11 @@
 Seeded once at start from the runs whose run_after is in the outcome window (idx_dag_run_run_after,
 one aggregated row per DAG and final state), then updated by every run the tracker sees finish, so a
 steady-state scrape reads nothing for them, whatever the history size.
+
+"Latest" means the run that ended last, not the one with the latest run_after: a failed run cleared and
+re-run to success is the latest outcome from then on, even if a newer run is still failed. Whoever fixed
+the failure sees airflow_dag_last_run_failed go to 0, and the next run that fails sets it back to 1. It
+also matches the seed, which takes the latest end_date per DAG.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ class LatestOutcomes:
         self._last_success: dict[str, float] = {}
 
     def record(self, dag_id: str, state: str, ended: float) -> None:
+        """A run finished at `ended`; the same run finishing again later replaces its earlier outcome."""
         if state not in FINISHED_RUN_STATES:
             return
         if dag_id not in self._latest or ended >= self._latest[dag_id][0]:

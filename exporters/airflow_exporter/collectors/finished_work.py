@@ -51,7 +51,7 @@ class FinishedWorkCollector:
         self._outcome_window = outcome_window
         self._baseline_window = baseline_window
         self._clock = clock
-        self._tracker = FinishedWorkTracker()
+        self._tracker = FinishedWorkTracker(clock)
         self._seeded = False
         self._outcomes = LatestOutcomes()
         self._runs_completed = Counters()

@@ -19,7 +19,7 @@ from local_stack.secrets import (
     postgres_password,
     redis_password,
 )
-from local_stack.settings import LOOPBACK, REPO_ROOT, StackSettings
+from local_stack.settings import LOOPBACK, REPO_ROOT, STACK_ENVIRONMENT, StackSettings
 
 
 def metadata_db_url(settings: StackSettings) -> str:
@@ -128,6 +128,9 @@ def airflow_env(settings: StackSettings) -> dict[str, str]:
         # Where the toolkit's own links (alerts, notifications) point; one value for every component.
         "AIRFLOW_OBS_AIRFLOW_URL": api_url,
         "AIRFLOW_OBS_ALERTMANAGER_URL": settings.url("alertmanager"),  # the DAG's Monitoring view lists its alerts
+        # Alertmanager routes the plugin's pages like every other alert.
+        "AIRFLOW_OBS_ALERTMANAGER_API_URL": settings.url("alertmanager"),
+        "AIRFLOW_OBS_ENVIRONMENT": STACK_ENVIRONMENT,
         "AIRFLOW_OBS_DATA_DIR": str(settings.data_dir),
     }
     env.update(celery_env(settings))

@@ -16,7 +16,7 @@ from alerting.catalogue import CELERY_FLOWER_JOB
 from alerting.render import write_rule_files
 from alerting.thresholds import ThresholdError
 
-from local_stack.settings import LOOPBACK, SettingsError, StackSettings
+from local_stack.settings import LOOPBACK, STACK_ENVIRONMENT, SettingsError, StackSettings
 
 # Scrape jobs of the local stack: job name -> component whose port it scrapes. The job names are shared
 # with compose: alerts select on them (alerting.catalogue.EXPORTER_JOB is "airflow-exporter").
@@ -95,7 +95,7 @@ def render_prometheus_config(settings: StackSettings) -> dict[str, Any]:
         alertmanager=f"{LOOPBACK}:{settings.ports['alertmanager']}",
         rule_files=[str(rules_dir(settings) / "*.rules.yml")],
         interval=scrape_interval(),
-        environment="local",
+        environment=STACK_ENVIRONMENT,
     )
 
 

@@ -9,6 +9,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
+# Prometheus's external label `environment` and the plugin's alerts carry the same value: Alertmanager's
+# inhibitions compare it (`equal: [environment]`).
+STACK_ENVIRONMENT = "local"
 
 
 class SettingsError(ValueError):

@@ -1,14 +1,13 @@
-"""One factory for what every DAG of the suite shares: ownership, retries, timeouts, callbacks, fault switches.
+"""One factory for what every DAG of the suite shares: ownership, retries, timeouts, fault switches.
 
-A new DAG gets the observability plugin's callbacks and the suite's policies by calling `suite_dag_args`.
+A new DAG gets the suite's policies by calling `suite_dag_args`. Paging needs nothing here: the observability
+plugin's listeners page for every DAG.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
-
-from observability import callbacks
 
 from dag_suite.faults import fault_params
 
@@ -30,7 +29,7 @@ def suite_default_args(
     max_retry_delay: timedelta = timedelta(minutes=5),
     execution_timeout: timedelta = timedelta(minutes=20),
 ) -> dict[str, Any]:
-    """default_args for every task: retries with exponential backoff, a timeout, and the plugin's callbacks."""
+    """default_args for every task: retries with exponential backoff and a timeout."""
     return {
         "owner": owner,
         "retries": retries,
@@ -38,9 +37,6 @@ def suite_default_args(
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": max_retry_delay,
         "execution_timeout": execution_timeout,
-        "on_failure_callback": callbacks.on_task_failure,
-        "on_retry_callback": callbacks.on_task_retry,
-        "on_success_callback": callbacks.on_task_success,
     }
 
 
@@ -62,7 +58,5 @@ def suite_dag_args(
         "catchup": False,
         "max_active_runs": 1,
         "dagrun_timeout": dagrun_timeout,
-        "on_failure_callback": callbacks.on_dag_run_failure,
-        "on_success_callback": callbacks.on_dag_run_success,
         "params": {**fault_params(), **(params or {})},
     }

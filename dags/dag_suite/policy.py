@@ -5,18 +5,9 @@ Used by the DAG integrity tests; a team can also call it from a cluster policy (
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from typing import Any
 
-from observability import callbacks
-
 from dag_suite.defaults import TEAMS
-
-
-def _as_list(value: Any) -> list[Callable[..., Any]]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, Iterable) else [value]
 
 
 def dag_violations(dag: Any) -> list[str]:
@@ -36,8 +27,6 @@ def dag_violations(dag: Any) -> list[str]:
         breach("needs at least one descriptive tag besides the team")
     if dag.dagrun_timeout is None:
         breach("dagrun_timeout is missing")
-    if callbacks.on_dag_run_failure not in _as_list(dag.on_failure_callback):
-        breach("on_failure_callback does not include the observability plugin's on_dag_run_failure")
     if dag.timetable is None or type(dag.timetable).__name__ == "NullTimetable":
         breach("has no schedule: the suite's DAGs run on cron, Assets or a timetable")
 
@@ -52,8 +41,4 @@ def dag_violations(dag: Any) -> list[str]:
             breach("max_retry_delay is missing", task.task_id)
         if task.execution_timeout is None:
             breach("execution_timeout is missing: a hung task would hold its slot forever", task.task_id)
-        if callbacks.on_task_failure not in _as_list(task.on_failure_callback):
-            breach("on_failure_callback does not include the observability plugin's on_task_failure", task.task_id)
-        if callbacks.on_task_retry not in _as_list(task.on_retry_callback):
-            breach("on_retry_callback does not include the observability plugin's on_task_retry", task.task_id)
     return problems

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from observability.notify.redaction import short_error
+
 TEAM_TAG_PREFIX = "team:"
 
 
@@ -48,16 +50,10 @@ def _seconds_between(start: datetime | None, end: datetime | None) -> float | No
     return max(0.0, (end - start).total_seconds())
 
 
-def _short_error(error: BaseException | str | None, limit: int = 500) -> str:
-    if error is None:
-        return ""
-    text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 @dataclass(frozen=True)
 class TaskEvent:
-    """One task try reaching a state. `error` is short and not yet redacted: sinks redact before sending."""
+    """One task try reaching a state. `error` is redacted, then cut short (so a cut never leaves half a secret);
+    a sink that knows more secrets (its own credentials) redacts again."""
 
     dag_id: str
     run_id: str
@@ -111,7 +107,7 @@ class TaskEvent:
             start_date=getattr(ti, "start_date", None),
             end_date=getattr(ti, "end_date", None),
             queued_dttm=getattr(ti, "queued_dttm", None),
-            error=_short_error(error),
+            error=short_error(error),
         )
 
     @classmethod
@@ -152,5 +148,5 @@ class DagRunEvent:
             team=team,
             start_date=getattr(dag_run, "start_date", None),
             end_date=getattr(dag_run, "end_date", None),
-            error=_short_error(msg),
+            error=short_error(msg),
         )

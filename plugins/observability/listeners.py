@@ -21,8 +21,9 @@ from typing import Any
 
 from airflow.listeners import hookimpl
 
-from observability import logs, metrics
+from observability import logs, metrics, paging
 from observability.events import DagRunEvent, TaskEvent
+from observability.notify.outbox import OUTBOX
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ def _task_sinks() -> dict[str, Callable[[TaskEvent], None]]:
     return {
         "metrics": metrics.record_task_event,
         "logs": logs.record_task_event,
+        # Before traces: the page becomes an event of the try's span while that span is still open.
+        "paging": paging.record_task_event,
         "traces": lambda event: _tracing().record_task_event(event),
     }
 
@@ -51,6 +54,7 @@ def _dag_run_sinks() -> dict[str, Callable[[DagRunEvent], None]]:
     return {
         "metrics": metrics.record_dag_run_event,
         "logs": logs.record_dag_run_event,
+        "paging": paging.record_dag_run_event,
         "traces": lambda event: _tracing().record_dag_run_event(event),
     }
 
@@ -105,6 +109,40 @@ def failed_try_state(task_instance: Any) -> str:
     state = getattr(task_instance, "state", None)
     # The Task SDK's TaskInstanceState is a plain (str, Enum): str() gives "TaskInstanceState.UP_FOR_RETRY".
     return "up_for_retry" if getattr(state, "value", state) == "up_for_retry" else "failed"
+
+
+def _reconcile_if_scheduler(component: Any) -> None:
+    # on_starting fires while the Job is created, before its runner names it: so the check is made on each tick.
+    job_type = getattr(component, "job_type", None)
+    if job_type == "SchedulerJob":
+        from observability import reconciler
+        from observability.settings import settings
+
+        reconciler.run_once(settings())
+    elif job_type is not None:
+        OUTBOX.stop()  # a triggerer or dag-processor: it reconciles nothing
+
+
+@hookimpl
+def on_starting(component: Any) -> None:
+    """In the scheduler, the reconciler's periodic pass (resolve what recovered, redeliver the spool)."""
+    if not hasattr(component, "job_type"):  # a task runner: it has no loop to reconcile in
+        return
+    try:
+        from observability.settings import settings
+
+        OUTBOX.every(settings().reconcile_interval_seconds, lambda: _reconcile_if_scheduler(component))
+    except Exception as exc:
+        _report("reconciler start", exc)
+
+
+@hookimpl
+def before_stopping(component: Any) -> None:
+    try:
+        OUTBOX.stop()
+        OUTBOX.drain(timeout=5.0)
+    except Exception as exc:
+        _report("outbox drain", exc)
 
 
 @hookimpl

@@ -28,6 +28,17 @@ def _url(raw: str) -> str:
     return raw.rstrip("/")
 
 
+def _optional_url(raw: str) -> str:
+    return _url(raw) if raw.strip() else ""
+
+
+def _label_value(raw: str) -> str:
+    value = raw.strip()
+    if any(not char.isprintable() for char in value):
+        raise ValueError("a printable label value such as production (or empty)")
+    return value
+
+
 def _number(low: float, high: float) -> Callable[[str], float]:
     def parse(raw: str) -> float:
         try:
@@ -48,13 +59,6 @@ def _count(low: int, high: int) -> Callable[[str], int]:
         return int(raw)
 
     return parse
-
-
-def _flag(raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered not in ("true", "false", "1", "0", "yes", "no"):
-        raise ValueError("true or false")
-    return lowered in ("true", "1", "yes")
 
 
 def _choice(*options: str) -> Callable[[str], str]:
@@ -112,6 +116,25 @@ SETTINGS: dict[str, Setting] = {
     "alertmanager_url": Setting(
         "AIRFLOW_OBS_ALERTMANAGER_URL", "http://127.0.0.1:9093", _url, "Alertmanager base URL in the Monitoring view"
     ),
+    # Where the plugin posts its alerts (Alertmanager's API, as the plugin reaches it: in Kubernetes a service
+    # name, not the public URL of alertmanager_url). Empty: no router, the plugin pages Slack, email and the webhook
+    # itself.
+    "alertmanager_api_url": Setting(
+        "AIRFLOW_OBS_ALERTMANAGER_API_URL",
+        "",
+        _optional_url,
+        "Alertmanager that routes the plugin's alerts ('' to page directly)",
+    ),
+    # Prometheus's external label of the same name: Alertmanager's inhibitions compare it (`equal: [environment]`).
+    "environment": Setting(
+        "AIRFLOW_OBS_ENVIRONMENT", "", _label_value, "environment label on the plugin's alerts (as Prometheus's)"
+    ),
+    "reconcile_interval_seconds": Setting(
+        "AIRFLOW_OBS_RECONCILE_INTERVAL_SECONDS",
+        "10",
+        _number(0, 300),
+        "how often the scheduler resolves recovered alerts and redelivers the spool",
+    ),
     "runbook_base_url": Setting(
         "AIRFLOW_OBS_RUNBOOK_BASE_URL",
         "https://github.com/airflow-obs/airflow-observability/blob/main/runbooks",
@@ -136,9 +159,6 @@ SETTINGS: dict[str, Setting] = {
     "notify_max_attempts": Setting(
         "AIRFLOW_OBS_NOTIFY_MAX_ATTEMPTS", "3", _count(1, 10), "delivery attempts (5xx, 429) before spooling"
     ),
-    "notify_on_retry": Setting(
-        "AIRFLOW_OBS_NOTIFY_ON_RETRY", "false", _flag, "also send an info message when a task will be retried"
-    ),
     "slack_conn_id": Setting(
         "AIRFLOW_OBS_SLACK_CONN_ID", "obs_slack", _text, "Slack incoming-webhook connection ('' to disable)"
     ),
@@ -156,18 +176,24 @@ class PluginSettings:
     airflow_url: str
     grafana_url: str
     alertmanager_url: str
+    alertmanager_api_url: str
+    environment: str
+    reconcile_interval_seconds: float
     runbook_base_url: str
     trace_url_template: str
     traces_file: str
     spool_dir: str
     notify_timeout_seconds: float
     notify_max_attempts: int
-    notify_on_retry: bool
     slack_conn_id: str
     smtp_conn_id: str
     email_to: tuple[str, ...]
     webhook_conn_id: str
     log_format: str
+
+    @property
+    def routes_through_alertmanager(self) -> bool:
+        return bool(self.alertmanager_api_url)
 
     @property
     def traces_path(self) -> Path:

@@ -35,6 +35,14 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def probe_dag(airflow_db):
+    """The paging tests' probe DAG (tests/dags/notify_probe.py), known to the metadata DB."""
+    from tests.dags.notify_probe import register_probe_dag
+
+    return register_probe_dag()
+
+
 def run_dag(dagbag, dag_id: str, logical_date=None, **conf):
     """Run one DAG end to end with dag.test() against the real metadata DB; return the DagRun.
 

@@ -49,7 +49,6 @@ def test_the_policy_names_the_dag_and_task_of_every_breach() -> None:
     assert "policy_breaker: has no schedule: the suite's DAGs run on cron, Assets or a timetable" in problems
     assert "policy_breaker.untimed: retries is 0: expected at least 1" in problems
     assert any(p.startswith("policy_breaker.untimed: execution_timeout is missing") for p in problems)
-    assert any(p.startswith("policy_breaker.untimed: on_failure_callback") for p in problems)
     assert "policy_breaker.untimed: owner is 'airflow': set a real owner" in problems
 
 

@@ -6,10 +6,8 @@ inhibited and delivers real notifications to the local Slack, webhook and SMTP c
 
 from __future__ import annotations
 
-import contextlib
 import re
 import subprocess
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,22 +15,16 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 import pytest
 import yaml
 
 from local_stack.alertmanager_config import ROUTING_FILE, render_alertmanager_config, write_alertmanager_config
-from local_stack.captures.http_capture import make_http_capture
-from local_stack.captures.recorder import read_records
-from local_stack.captures.smtp_capture import make_smtp_capture
-from local_stack.processes import stop_process
-from local_stack.settings import StackSettings
-from tests.conftest import free_port
-from tests.integration.conftest import http_json, wait_for
+from tests.integration.conftest import wait_for
+from tests.running_alertmanager import RunningAlertmanager, running_alertmanager
 from tests.unit.stack_helpers import AMTOOL, run, settings_for
 
-ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 ROUTING = yaml.safe_load(ROUTING_FILE.read_text())
 # Fields that would hold a secret in the config itself; each has a *_file twin that must be used instead.
 SECRET_FIELDS = {
@@ -69,7 +61,7 @@ def test_amtool_finds_the_committed_routing_valid_with_its_receivers_templates_a
     result = run(AMTOOL, "check-config", str(ROUTING_FILE))
 
     assert result.returncode == 0, result.stdout + result.stderr
-    for found in ("2 inhibit rules", "6 receivers", "1 templates"):
+    for found in ("4 inhibit rules", "7 receivers", "1 templates"):
         assert found in result.stdout, result.stdout
 
 
@@ -77,7 +69,7 @@ def test_amtool_finds_the_local_stacks_rendered_config_valid_with_its_generated_
     result = run(AMTOOL, "check-config", str(write_alertmanager_config(settings_for(tmp_path))))
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "6 receivers" in result.stdout and "2 templates" in result.stdout, result.stdout
+    assert "7 receivers" in result.stdout and "2 templates" in result.stdout, result.stdout
 
 
 # --- Where each severity and team goes -----------------------------------------------------------------
@@ -158,8 +150,14 @@ def test_critical_repeats_hourly_warnings_every_four_hours_info_daily_and_the_he
     assert "..." not in ROUTING["route"]["group_by"]
 
 
+# The plugin's recovery marker's receiver: no notifier at all (tested below).
+INHIBIT_ONLY = "inhibit-only"
+
+
 @pytest.mark.parametrize(
-    "receiver", [receiver["name"] for receiver in ROUTING["receivers"]], ids=lambda name: str(name)
+    "receiver",
+    [receiver["name"] for receiver in ROUTING["receivers"] if receiver["name"] != INHIBIT_ONLY],
+    ids=lambda name: str(name),
 )
 def test_every_notifier_sends_resolved_messages_except_the_heartbeat_and_the_digest(receiver: str) -> None:
     (config,) = (r for r in ROUTING["receivers"] if r["name"] == receiver)
@@ -211,87 +209,10 @@ def test_without_smtp_credentials_the_rendered_config_does_not_log_in_to_the_cap
 # --- A real Alertmanager -------------------------------------------------------------------------------
 
 
-@dataclass
-class RunningAlertmanager:
-    url: str
-    settings: StackSettings
-
-    def post(self, *alerts: dict[str, Any]) -> None:
-        status, reply = http_json(f"{self.url}/api/v2/alerts", list(alerts))
-        assert status == 200, reply
-
-    def alerts(self, *matchers: str) -> list[dict[str, Any]]:
-        query = "&".join(f"filter={quote(matcher)}" for matcher in matchers)
-        status, reply = http_json(f"{self.url}/api/v2/alerts?{query}")
-        assert status == 200, reply
-        return reply
-
-    def records(self, kind: str, marker: str) -> list[dict[str, Any]]:
-        """Captured notifications of `kind` (slack, webhook, smtp) that mention `marker`."""
-        return [r for r in read_records(self.settings.capture_file(kind)) if marker in str(r)]
-
-
-def quicken(route: dict[str, Any], top: bool = True) -> None:
-    """Second-long group timers on every route, so a test sees its notifications (and resolutions) at once."""
-    for timer in ("group_wait", "group_interval"):
-        if top or timer in route:
-            route[timer] = "1s"
-    for child in route.get("routes", []):
-        quicken(child, top=False)
-
-
 @pytest.fixture(scope="module")
 def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAlertmanager]:
-    """The local stack's rendered config with short group timers, in Alertmanager, delivering to captures."""
-    home = tmp_path_factory.mktemp("alertmanager")
-    with contextlib.ExitStack() as stack:
-        ports = {}
-        for kind in ("slack", "webhook"):
-            server = make_http_capture(kind, "127.0.0.1", 0, home / "captures" / f"{kind}.jsonl")
-            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-            stack.callback(server.server_close)
-            stack.callback(server.shutdown)
-            ports[kind] = server.server_address[1]
-        smtp = make_smtp_capture("127.0.0.1", 0, home / "captures" / "smtp.jsonl")
-        smtp.start()
-        stack.callback(smtp.stop, no_assert=True)
-        settings = settings_for(
-            home,
-            AIRFLOW_OBS_SLACK_CAPTURE_PORT=str(ports["slack"]),
-            AIRFLOW_OBS_WEBHOOK_CAPTURE_PORT=str(ports["webhook"]),
-            AIRFLOW_OBS_SMTP_CAPTURE_PORT=str(smtp.port),
-            AIRFLOW_OBS_ALERTMANAGER_PORT=str(free_port()),
-        )
-        config = render_alertmanager_config(settings)
-        quicken(config["route"])
-        config_file = home / "alertmanager.yml"
-        config_file.write_text(yaml.safe_dump(config))
-        url = settings.url("alertmanager")
-        log = stack.enter_context((home / "alertmanager.log").open("w"))
-        process = subprocess.Popen(
-            [
-                ALERTMANAGER,
-                f"--config.file={config_file}",
-                f"--storage.path={home / 'data'}",
-                f"--web.listen-address=127.0.0.1:{settings.ports['alertmanager']}",
-                f"--web.external-url={url}",
-                "--cluster.listen-address=",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={"PATH": "/usr/bin:/bin"},
-        )
-        stack.callback(stop_process, process, timeout=10)
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                pytest.fail(f"Alertmanager exited: {(home / 'alertmanager.log').read_text()}")
-            with contextlib.suppress(OSError):
-                return http_json(f"{url}/-/ready")[0] == 200
-            return False
-
-        wait_for(ready, 15, "Alertmanager to be ready", interval=0.1)
-        yield RunningAlertmanager(url, settings)
+    with running_alertmanager(tmp_path_factory.mktemp("alertmanager")) as running:
+        yield running
 
 
 def alert(alertname: str, environment: str, severity: str = "warning", **labels: str) -> dict[str, Any]:

@@ -98,7 +98,7 @@ def test_alertmanager_config_with_its_mounted_templates_passes_amtool(services: 
     result = run(AMTOOL, "check-config", str(checked))
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "6 receivers" in result.stdout
+    assert "7 receivers" in result.stdout
 
 
 def test_alertmanager_delivers_to_mailpit_the_webhook_capture_and_slack_from_a_secret(

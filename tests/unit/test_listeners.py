@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from airflow.sdk.execution_time.task_runner import TaskInstanceState as WorkerState
 from airflow.utils.state import TaskInstanceState
-from observability import listeners, logs, metrics, tracing
+from observability import listeners, logs, metrics, paging, tracing
 from observability.events import DagRunEvent, TaskEvent
 
 from tests.conftest import REPO_ROOT
@@ -86,8 +86,8 @@ def dag_run(state: str = "failed") -> SimpleNamespace:
 @pytest.fixture
 def sinks(monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
     """Every sink replaced by a recorder: name -> the events it received."""
-    received: dict[str, list] = {"metrics": [], "logs": [], "traces": []}
-    for name, module in (("metrics", metrics), ("logs", logs), ("traces", tracing)):
+    received: dict[str, list] = {"metrics": [], "logs": [], "paging": [], "traces": []}
+    for name, module in (("metrics", metrics), ("logs", logs), ("paging", paging), ("traces", tracing)):
         monkeypatch.setattr(module, "record_task_event", received[name].append)
         monkeypatch.setattr(module, "record_dag_run_event", received[name].append)
     monkeypatch.setattr(listeners, "_reported", set())
@@ -261,7 +261,7 @@ def test_a_tracing_module_that_cannot_be_imported_costs_the_traces_only(
 def test_a_task_instance_the_events_cannot_read_is_reported_not_raised(sinks: dict[str, list], log_lines) -> None:
     listeners.on_task_instance_success(previous_state=None, task_instance=SimpleNamespace(task_id="no ids"))
 
-    assert sinks == {"metrics": [], "logs": [], "traces": []}
+    assert sinks == {"metrics": [], "logs": [], "paging": [], "traces": []}
     assert [line["message"].split(" (")[0] for line in log_lines()] == ["observability task event failed"]
 
 
@@ -397,3 +397,10 @@ def test_the_plugin_docs_list_every_metric_with_its_tags() -> None:
         assert row, f"{name} missing from docs/plugin.md"
         assert kind in row
         assert all(f"`{tag}`" in row for tag in tags), (name, row)
+
+
+def test_the_page_is_recorded_before_the_tries_span_is_emitted() -> None:
+    # paging adds a "notification" event to the try's span, which the traces sink sends when the try ends.
+    order = list(listeners._task_sinks())
+
+    assert order.index("paging") < order.index("traces")

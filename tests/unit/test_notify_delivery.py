@@ -10,8 +10,6 @@ import stat
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,47 +21,9 @@ from observability.notify.spool import CLAIMED, PENDING, REJECTED_DIR, Spool, ne
 from observability.settings import PluginSettings, read_settings
 
 from tests.conftest import free_port
+from tests.scripted_server import Reply, ScriptedServer
 
 HMAC_KEY = "hmac-key-for-tests-7Qd9"
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    hang: bool = False
-
-
-class ScriptedServer(ThreadingHTTPServer):
-    """Answers POSTs with scripted replies, in order (the last one repeats), and records each request."""
-
-    daemon_threads = True
-
-    def __init__(self, port: int, replies: list[Reply]) -> None:
-        self.replies = list(replies)
-        self.requests: list[tuple[float, dict[str, str], bytes]] = []
-        self.release = threading.Event()  # set to let hanging handlers go
-        super().__init__(("127.0.0.1", port), ScriptedHandler)
-
-
-class ScriptedHandler(BaseHTTPRequestHandler):
-    server: ScriptedServer
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.requests.append((time.monotonic(), dict(self.headers.items()), body))
-        reply = self.server.replies.pop(0) if len(self.server.replies) > 1 else self.server.replies[0]
-        if reply.hang:
-            self.server.release.wait(30)
-            return
-        self.send_response(reply.status)
-        for name, value in {"Content-Length": "2", **reply.headers}.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args) -> None:
-        pass
 
 
 @pytest.fixture

@@ -144,13 +144,6 @@ def test_the_same_try_always_has_the_same_id_and_another_try_another() -> None:
     assert earlier_try.id != failure().id
 
 
-def test_a_retry_is_info_and_says_the_task_will_be_retried() -> None:
-    note = messages.task_notification(SETTINGS, task_event(), messages.TASK_RETRY, TRACE_ID)
-
-    assert note.severity == "info" and "will be retried" in note.subject
-    assert messages.email_content(note)["subject"].startswith("[Airflow RETRY]")
-
-
 def test_a_recovery_links_the_good_run_the_failed_run_the_dashboard_and_its_runbook() -> None:
     note = recovery()
 

@@ -7,15 +7,17 @@ import hmac
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import quote
 
 import pytest
-from observability.notify.notifiers import TaskFailureNotifier
+from observability.events import TaskEvent
 from observability.notify.redaction import REDACTED, redact, short_error
 from observability.notify.sinks import SIGNATURE_HEADER, webhook_body
+from observability.paging import page_task_failure
 from observability.settings import settings
 
 from local_stack.captures.http_capture import make_http_capture
@@ -62,12 +64,13 @@ def captures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[s
             thread.join(timeout=5)
 
 
-def failing_context(error: str) -> dict:
+def failing_event(error: str) -> TaskEvent:
+    """A try failing for good, as a listener hands it to the paging sink (a run of its own: pages are once per try)."""
     dag = SimpleNamespace(dag_id="etl_orders", tags=["team:data-platform"])
     task = SimpleNamespace(owner="data-platform", dag=dag)
-    ti = SimpleNamespace(dag_id="etl_orders", run_id="manual__1", task_id="load", map_index=-1, try_number=3,
-                         max_tries=2, state="failed", task=task)  # fmt: skip
-    return {"ti": ti, "exception": RuntimeError(error)}
+    ti = SimpleNamespace(dag_id="etl_orders", run_id=f"manual__{uuid.uuid4().hex}", task_id="load", map_index=-1,
+                         try_number=3, max_tries=2, state="failed", task=task)  # fmt: skip
+    return TaskEvent.from_task_instance(ti, state="failed", error=RuntimeError(error))
 
 
 def test_planted_secrets_reach_no_payload_header_spool_or_log(captures, caplog: pytest.LogCaptureFixture) -> None:
@@ -84,7 +87,7 @@ def test_planted_secrets_reach_no_payload_header_spool_or_log(captures, caplog: 
     )
 
     with caplog.at_level(logging.DEBUG):
-        TaskFailureNotifier()(failing_context(error))
+        page_task_failure(failing_event(error))
 
     records = {kind: read_records(captures[kind]) for kind in ("slack", "webhook", "smtp")}
     assert {kind: len(found) for kind, found in records.items()} == {"slack": 1, "webhook": 1, "smtp": 1}
@@ -101,7 +104,7 @@ def test_planted_secrets_reach_no_payload_header_spool_or_log(captures, caplog: 
 
 
 def test_the_webhook_signature_verifies_with_the_connection_password(captures) -> None:
-    TaskFailureNotifier()(failing_context("boom"))
+    page_task_failure(failing_event("boom"))
 
     (record,) = read_records(captures["webhook"])
     body = webhook_body(record["body"])  # the capture parsed the JSON; it re-serialises to the signed bytes
@@ -119,7 +122,7 @@ def test_a_failing_sink_logs_its_reason_once_without_the_url(tmp_path, monkeypat
     settings.cache_clear()
     try:
         with caplog.at_level(logging.DEBUG):
-            TaskFailureNotifier()(failing_context("boom"))
+            page_task_failure(failing_event("boom"))
     finally:
         settings.cache_clear()
 

@@ -16,7 +16,8 @@ def test_defaults_need_no_environment() -> None:
 
     assert settings.airflow_url == "http://127.0.0.1:8080"
     assert settings.notify_timeout_seconds == 5.0 and settings.notify_max_attempts == 3
-    assert settings.notify_on_retry is False and settings.email_to == ()
+    assert settings.email_to == ()
+    assert settings.alertmanager_api_url == "" and not settings.routes_through_alertmanager, "pages go direct"
     assert settings.slack_conn_id == "obs_slack"
 
 
@@ -31,7 +32,9 @@ def test_an_empty_connection_id_switches_that_sink_off() -> None:
         ("AIRFLOW_OBS_NOTIFY_TIMEOUT_SECONDS", "0", "> 0 and <= 60"),
         ("AIRFLOW_OBS_NOTIFY_TIMEOUT_SECONDS", "soon", "> 0 and <= 60"),
         ("AIRFLOW_OBS_NOTIFY_MAX_ATTEMPTS", "11", "from 1 to 10"),
-        ("AIRFLOW_OBS_NOTIFY_ON_RETRY", "maybe", "true or false"),
+        ("AIRFLOW_OBS_ALERTMANAGER_API_URL", "alertmanager:9093", "an http(s) URL"),
+        ("AIRFLOW_OBS_ENVIRONMENT", "prod\nuction", "a printable label value"),
+        ("AIRFLOW_OBS_RECONCILE_INTERVAL_SECONDS", "0", "> 0 and <= 300"),
         ("AIRFLOW_OBS_EMAIL_TO", "oncall", "email addresses"),
         ("AIRFLOW_OBS_LOG_FORMAT", "xml", "one of json, text"),
         ("AIRFLOW_OBS_TRACE_URL_TEMPLATE", "https://tempo/trace", "{trace_id}"),

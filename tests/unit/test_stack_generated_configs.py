@@ -42,7 +42,7 @@ def test_the_rendered_alertmanager_config_passes_amtool(tmp_path: Path) -> None:
     result = run(AMTOOL, "check-config", str(path))
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "6 receivers" in result.stdout
+    assert "7 receivers" in result.stdout
 
 
 def test_with_default_endpoints_alertmanager_delivers_to_the_local_captures(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """What a notification says: one neutral `Notification`, rendered as Slack Block Kit, an email and a JSON body.
 
-Every URL comes from `observability.links`. The error is redacted before it gets here (see notifiers), and
-each renderer escapes for its own medium, so a task's error text can never add markup or links.
+Every URL comes from `observability.links`. The error is redacted before it gets here (events.py, and with each
+sink's own secrets in paging.py), and each renderer escapes for its own medium, so a task's error text can never
+add markup or links.
 """
 
 from __future__ import annotations
@@ -22,14 +23,12 @@ RUNBOOK_DAG_RECOVERED = "AirflowDagRecovered"
 RUNBOOK_DAG_RUN_FAILED = "AirflowDagRunFailed"
 
 TASK_FAILED = "task_failed"
-TASK_RETRY = "task_retry"
 DAG_RUN_FAILED = "dag_run_failed"
 DAG_RECOVERED = "dag_recovered"
 
 # kind -> (severity, headline verb, Slack emoji)
 KINDS: dict[str, tuple[str, str, str]] = {
     TASK_FAILED: ("critical", "failed", ":red_circle:"),
-    TASK_RETRY: ("info", "will be retried", ":large_yellow_circle:"),
     DAG_RUN_FAILED: ("critical", "run failed", ":red_circle:"),
     DAG_RECOVERED: ("resolved", "recovered", ":large_green_circle:"),
 }
@@ -122,7 +121,7 @@ def _without_empty_trace(found: dict[str, str], trace_id: str) -> dict[str, str]
 
 
 def task_notification(settings: PluginSettings, event: TaskEvent, kind: str, trace_id: str) -> Notification:
-    """A task's final failure (TASK_FAILED) or a failed try that will be retried (TASK_RETRY)."""
+    """A task's final failure, as the sinks get it when it is paged directly."""
     found = links.links_for_task(
         settings,
         dag_id=event.dag_id,
@@ -263,7 +262,7 @@ def slack_payload(note: Notification) -> dict[str, Any]:
 
 def email_content(note: Notification) -> dict[str, str]:
     """Subject and HTML body; every value is escaped, links are the notification's own."""
-    tag = {"critical": "FAILED", "info": "RETRY", "resolved": "RECOVERED"}[note.severity]
+    tag = {"critical": "FAILED", "resolved": "RECOVERED"}[note.severity]
     rows = "".join(
         f"<tr><th align='left'>{html.escape(label)}</th><td><code>{html.escape(value)}</code></td></tr>"
         for label, value in note.facts()

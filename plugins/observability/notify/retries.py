@@ -40,9 +40,11 @@ class Policy:
     max_attempts: int
     backoff_first_seconds: float = 0.25
     backoff_max_seconds: float = 4.0
-    # Between redelivery rounds of one message: doubles from the first value up to the second.
+    # Between redelivery rounds of one message: doubles from the first value up to the second. The cap keeps a
+    # receiver that comes back from waiting long: the scheduler's pass (every reconcile interval) then finds the
+    # message due within 30 s.
     redelivery_backoff_seconds: float = 15.0
-    redelivery_backoff_max_seconds: float = 600.0
+    redelivery_backoff_max_seconds: float = 30.0
     redelivery_batch: int = 20
 
     @classmethod

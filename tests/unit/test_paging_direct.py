@@ -1,4 +1,7 @@
-"""The suite's callbacks never raise, remember failures once and drain the spool; the stack's connections."""
+"""Paging without Alertmanager: a DAG paged directly gets one recovery message; the spool drains without a callback.
+
+Also: the callbacks earlier versions put on DAGs page nobody (the listeners do), and the local stack's connections.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from observability import callbacks
+from observability import callbacks, paging, reconciler
+from observability.events import DagRunEvent
 from observability.notify.sinks import webhook_url
 from observability.notify.spool import Spool, new_envelope
 from observability.notify.state import DagFailures, state_dir
@@ -38,44 +42,42 @@ def plugin_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
         settings.cache_clear()
 
 
-def dag_context(dag_id: str = "etl_orders", run_id: str = "scheduled__1") -> dict:
-    """The minimal context the dag-processor passes when a run's last task instance is unknown."""
-    return {"dag": SimpleNamespace(dag_id=dag_id, owner="data-platform", tags=[]), "run_id": run_id,
-            "reason": "task_failure"}  # fmt: skip
+def run_event(state: str, run_id: str, reason: str = "", dag_id: str = "etl_orders") -> DagRunEvent:
+    """A DAG run reaching `state`, as the scheduler's listener sees it (`reason` is Airflow's msg on failure)."""
+    dag = SimpleNamespace(dag_id=dag_id, owner="data-platform", tags=["team:data-platform"])
+    run = SimpleNamespace(dag_id=dag_id, run_id=run_id, dag=dag, run_type="scheduled", start_date=None, end_date=None)
+    return DagRunEvent.from_dag_run(run, state=state, msg=reason or None)
 
 
-@pytest.mark.parametrize("callback", [callbacks.on_task_failure, callbacks.on_task_retry, callbacks.on_task_success,
-                                      callbacks.on_dag_run_failure, callbacks.on_dag_run_success])  # fmt: skip
-@pytest.mark.parametrize("context", [{}, {"ti": object()}, {"dag": None}])
-def test_no_callback_raises_whatever_the_context(callback, context, plugin_env) -> None:
-    callback(context)
+@pytest.mark.parametrize(
+    "callback",
+    [callbacks.on_task_failure, callbacks.on_task_retry, callbacks.on_task_success, callbacks.on_dag_run_failure,
+     callbacks.on_dag_run_success],
+)  # fmt: skip
+def test_the_old_callbacks_page_nobody_so_a_dag_that_keeps_them_is_not_paged_twice(callback, plugin_env) -> None:
+    spool_path, _ = plugin_env
+    ti = SimpleNamespace(dag_id="etl_orders", run_id="r1", task_id="load", map_index=-1, try_number=3, max_tries=2,
+                         state="failed", task=None)  # fmt: skip
+
+    callback({"ti": ti, "exception": RuntimeError("boom"), "dag": None, "run_id": "r1", "reason": "timed_out"})
+
+    assert not spool_path.exists() or Spool(spool_path).waiting() == [], "no message was even attempted"
 
 
-def test_a_bad_setting_is_logged_not_raised(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
-    monkeypatch.setenv("AIRFLOW_OBS_NOTIFY_TIMEOUT_SECONDS", "soon")
-    settings.cache_clear()
-    try:
-        callbacks.on_task_failure({})
-    finally:
-        settings.cache_clear()
-
-    assert "AIRFLOW_OBS_NOTIFY_TIMEOUT_SECONDS" in caplog.text
-
-
-def test_a_run_failure_is_remembered_and_the_next_success_takes_it_once(plugin_env) -> None:
+def test_a_run_failure_is_remembered_and_the_next_success_sends_one_recovery(plugin_env) -> None:
     failures = DagFailures(state_dir(settings()))
 
-    callbacks.on_dag_run_failure(dag_context(run_id="scheduled__1"))
+    paging.record_dag_run_event(run_event("failed", "scheduled__1", reason="task_failure"))
     assert failures.failed_run("etl_orders") == "scheduled__1"
     (record,) = failures.directory.iterdir()
     assert stat.S_IMODE(record.stat().st_mode) == 0o600
 
-    callbacks.on_dag_run_success(dag_context(run_id="scheduled__2"))
+    paging.recover_dag(run_event("success", "scheduled__2"))
     assert failures.failed_run("etl_orders") is None
     spooled = Spool(settings().spool_path).waiting()
     assert len(spooled) == 1 and spooled[0].name.endswith("-webhook.json"), "the recovery message, kept"
 
-    callbacks.on_dag_run_success(dag_context(run_id="scheduled__3"))
+    paging.recover_dag(run_event("success", "scheduled__3"))
     assert len(Spool(settings().spool_path).waiting()) == 1, "no second recovery"
 
 
@@ -99,7 +101,7 @@ def test_two_successes_at_once_take_one_failure_once(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_any_callback_redelivers_what_the_spool_holds(plugin_env, caplog) -> None:
+def test_the_schedulers_pass_redelivers_what_the_spool_holds_without_waiting_for_a_callback(plugin_env, caplog) -> None:
     spool_path, port = plugin_env
     spool = Spool(spool_path)
     envelope = new_envelope("n1", "webhook", {"kind": "task_failed"})
@@ -122,7 +124,7 @@ def test_any_callback_redelivers_what_the_spool_holds(plugin_env, caplog) -> Non
     thread.start()
     try:
         with caplog.at_level(logging.INFO):
-            callbacks.on_task_success({"ti": object()})
+            reconciler.run_once(settings())
     finally:
         server.shutdown()
         server.server_close()

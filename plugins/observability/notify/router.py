@@ -1,0 +1,157 @@
+"""Where a page goes: to Alertmanager, the one router of every alert, or, when it cannot take it, straight to the sinks.
+
+- With `AIRFLOW_OBS_ALERTMANAGER_API_URL` set, a page is an alert posted to Alertmanager: its routes, grouping,
+  inhibitions and silences then apply as they do to Prometheus's alerts.
+- If Alertmanager cannot take a firing alert within half the budget (down, hanging, 5xx, or it refused it), the
+  page goes to the configured Slack, email and webhook sinks directly, and says so in the log. The alert is not
+  also queued for Alertmanager: it would page a second time when Alertmanager comes back. With no direct sink
+  configured, the alert itself is spooled and redelivered to Alertmanager.
+- A resolved alert is spooled when Alertmanager is down (it cannot page twice: Alertmanager only sends "resolved"
+  to receivers it told about the firing alert).
+- With no Alertmanager configured, every page goes to the sinks directly (deployments without Alertmanager).
+
+Nothing here raises: the caller is a listener, and telemetry never changes a task's outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from observability.notify import messages
+from observability.notify.alertmanager import SINK, alertmanager_sink
+from observability.notify.alerts import Alert
+from observability.notify.delivery import Outcome, deliver
+from observability.notify.redaction import redact
+from observability.notify.retries import DeliveryError, Policy, send_with_retries
+from observability.notify.sinks import prepare_sinks
+from observability.notify.spool import Spool, new_envelope
+from observability.settings import PluginSettings
+
+log = logging.getLogger("airflow_obs.notify")
+
+# Share of a page's budget Alertmanager may use before the page goes to the sinks directly.
+ROUTER_SHARE = 0.5
+# Pages already sent by this process (a listener and a callback, or two listeners, reporting one try).
+_RECENT_LIMIT = 1024
+_recent: OrderedDict[str, None] = OrderedDict()
+_recent_lock = threading.Lock()
+
+ALERTMANAGER, DIRECT, SPOOLED, DUPLICATE, NOWHERE = "alertmanager", "direct", "spooled", "duplicate", "nowhere"
+
+
+def _first_time(identity: str) -> bool:
+    with _recent_lock:
+        if identity in _recent:
+            return False
+        _recent[identity] = None
+        while len(_recent) > _RECENT_LIMIT:
+            _recent.popitem(last=False)
+        return True
+
+
+def _direct(current: PluginSettings, build: Callable[[tuple[str, ...]], messages.Notification], deadline: float):
+    """Build the notification (given the secrets it must not show) and deliver it to every enabled sink."""
+    sinks = prepare_sinks(current)
+    if not sinks.names:
+        return []
+    note = build(sinks.secrets)
+    return deliver(
+        sinks.envelopes(note, current),
+        sinks.senders,
+        spool=Spool(current.spool_path),
+        policy=Policy.from_settings(current),
+        deadline=deadline,
+        unavailable=sinks.unavailable,
+    )
+
+
+def _spool_for_alertmanager(current: PluginSettings, alert: Alert, deadline: float) -> list[Outcome]:
+    """Deliver through the spool: what Alertmanager does not take now waits there for the reconciler's next pass."""
+    envelope = new_envelope(alert.key.replace(":", "-").replace("/", "-"), SINK, {"alerts": [alert.body()]})
+    sink = alertmanager_sink(current.alertmanager_api_url)
+    return deliver(
+        [envelope], {SINK: sink.send}, spool=Spool(current.spool_path), policy=Policy.from_settings(current),
+        deadline=deadline,
+    )  # fmt: skip
+
+
+def _post_now(current: PluginSettings, alert: Alert, deadline: float) -> DeliveryError | None:
+    sink = alertmanager_sink(current.alertmanager_api_url)
+    envelope = new_envelope("post", SINK, {"alerts": [alert.body()]})
+    try:
+        send_with_retries(sink.send, envelope, policy=Policy.from_settings(current), deadline=deadline)
+    except DeliveryError as error:
+        return error
+    return None
+
+
+def page(
+    current: PluginSettings,
+    alert: Alert,
+    identity: str,
+    direct: Callable[[tuple[str, ...]], messages.Notification],
+    budget_seconds: float | None = None,
+) -> str:
+    """Raise a firing alert once per `identity` in this process; returns where it went (for logs and the trace)."""
+    try:
+        if not _first_time(identity):
+            return DUPLICATE
+        budget = current.notify_timeout_seconds if budget_seconds is None else budget_seconds
+        started = time.monotonic()
+        deadline = started + budget
+        if not current.routes_through_alertmanager:
+            outcomes = _direct(current, direct, deadline)
+            return DIRECT if outcomes else NOWHERE
+        error = _post_now(current, alert, started + budget * ROUTER_SHARE)
+        if error is None:
+            log.info("alert %s posted to Alertmanager", alert.key)
+            return ALERTMANAGER
+        reason = redact(error.reason)
+        if prepare_sinks(current).names:
+            log.warning(
+                "Alertmanager did not take alert %s (%s): paging Slack, email and the webhook directly instead",
+                alert.key,
+                reason,
+            )
+            _direct(current, direct, deadline)
+            return DIRECT
+        log.warning("Alertmanager did not take alert %s (%s) and no direct sink is set: spooled", alert.key, reason)
+        _spool_for_alertmanager(current, alert, deadline)
+        return SPOOLED
+    except Exception as error:  # never reach Airflow; the spool and logs above say what happened to the message
+        log.error("alert %s could not be raised: %s", alert.key, type(error).__name__, exc_info=True)
+        return NOWHERE
+
+
+def page_directly(
+    current: PluginSettings, identity: str, build: Callable[[tuple[str, ...]], messages.Notification]
+) -> str:
+    """A message only the sinks can carry (a recovery after a page that bypassed Alertmanager), once per identity."""
+    try:
+        if not _first_time(identity):
+            return DUPLICATE
+        outcomes = _direct(current, build, time.monotonic() + current.notify_timeout_seconds)
+        return DIRECT if outcomes else NOWHERE
+    except Exception as error:
+        log.error("message %s could not be sent: %s", identity.split("\x1f")[0], type(error).__name__, exc_info=True)
+        return NOWHERE
+
+
+def update(current: PluginSettings, alerts: list[Alert], budget_seconds: float | None = None) -> None:
+    """Post alerts that cannot page twice (resolutions, renewals, the recovery marker); spooled while Alertmanager
+    is down, since Alertmanager only tells "resolved" to receivers it told about the firing alert."""
+    if not alerts or not current.routes_through_alertmanager:
+        return
+    budget = current.notify_timeout_seconds if budget_seconds is None else budget_seconds
+    deadline = time.monotonic() + budget
+    for alert in alerts:
+        try:
+            outcomes = _spool_for_alertmanager(current, alert, deadline)
+            if all(outcome.status == "delivered" for outcome in outcomes):
+                log.info("alert %s %s in Alertmanager", alert.key, "resolved" if alert.resolved else "renewed")
+        except Exception as error:
+            log.error("alert %s could not be updated: %s", alert.key, type(error).__name__, exc_info=True)

@@ -1,0 +1,146 @@
+"""The paging sink of the listeners: a task's final failure, a run that fails without one, a DAG that recovers.
+
+It sees every state change Airflow reports to listeners, in every process, for every DAG (no DAG code needed):
+- a try failing for good in its task runner (the error text is known there);
+- a try the scheduler fails for the runner: its process was killed (SIGKILL, OOM), it stopped heartbeating,
+  or the executor reported it finished while the database still said running;
+- a try set to failed in the UI or REST API (the api-server's listener);
+- a run failing with no task failing for good: `dagrun_timeout`, deadlock, set failed by hand (scheduler, api-server);
+- a run succeeding: the scheduler's reconciler resolves the DAG's alerts at once.
+A try that Airflow will retry pages nobody, however it ended (a killed try with retries left included).
+
+In a task runner the page is sent before the listener returns, within `notify_timeout_seconds`; everywhere else
+it goes to the outbox's thread, so no scheduler loop or API request waits on Alertmanager or Slack.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+from observability import tracing
+from observability.events import DagRunEvent, TaskEvent
+from observability.notify import alerts, messages, outbox, router
+from observability.notify.delivery import redeliver_spooled
+from observability.notify.redaction import redact
+from observability.notify.spool import Spool
+from observability.notify.state import DagFailures, state_dir
+from observability.settings import PluginSettings, settings
+
+log = logging.getLogger("airflow_obs.notify")
+
+# Share of a task runner's budget that redelivering older messages may use after its own page.
+REDELIVERY_SHARE = 0.5
+
+
+def in_task_runner() -> bool:
+    """True in a task's own process (and in-process under dag.test()): the supervisor's channel is set."""
+    runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    return getattr(runner, "SUPERVISOR_COMMS", None) is not None
+
+
+def _dispatch(name: str, work) -> None:
+    if in_task_runner():
+        work()
+    else:
+        outbox.OUTBOX.submit(name, work)
+
+
+def _remember_direct_page(current: PluginSettings, where: str, dag_id: str, run_id: str) -> None:
+    """A page that bypassed Alertmanager gets its "recovered" message from this process's host, directly too."""
+    if where == router.DIRECT:
+        DagFailures(state_dir(current)).remember(dag_id, run_id)
+
+
+def page_task_failure(event: TaskEvent) -> str:
+    """Page for a try that failed for good, now; returns where the page went (router.ALERTMANAGER...)."""
+    current = settings()
+    trace_id = messages.trace_id_for(event.dag_id, event.run_id)
+    alert = alerts.task_failed(current, event, trace_id)
+
+    def direct(secrets: tuple[str, ...]) -> messages.Notification:
+        redacted = TaskEvent(**{**event.__dict__, "error": redact(event.error, secrets)})
+        return messages.task_notification(current, redacted, messages.TASK_FAILED, trace_id)
+
+    identity = f"task\x1f{event.dag_id}\x1f{event.run_id}\x1f{event.task_id}\x1f{event.map_index}\x1f{event.try_number}"
+    started = time.monotonic()
+    where = router.page(current, alert, identity, direct)
+    _remember_direct_page(current, where, event.dag_id, event.run_id)
+    if where != router.DUPLICATE:
+        # A span event while the try's span is still open (the traces sink runs after this one).
+        tracing.add_event(
+            event,
+            "notification",
+            {"airflow_obs.alert": alert.name, "airflow_obs.routed_to": where,
+             "airflow_obs.seconds": round(time.monotonic() - started, 3)},
+        )  # fmt: skip
+    return where
+
+
+def _redeliver_in_task_runner() -> None:
+    """Worker hosts may have no long-lived plugin process: a task's end is their chance to redeliver the spool."""
+    current = settings()
+    if not Spool(current.spool_path).waiting():
+        return
+    from observability.reconciler import redelivery_senders
+
+    redeliver_spooled(
+        settings=current,
+        senders=redelivery_senders(current),
+        budget_seconds=current.notify_timeout_seconds * REDELIVERY_SHARE,
+    )
+
+
+def record_task_event(event: TaskEvent) -> None:
+    """Page on a final failure (state `failed`); nothing for retries, successes or skips."""
+    if event.state == "failed":
+        _dispatch(f"page {event.dag_id}.{event.task_id}", lambda: page_task_failure(event))
+    if event.state in ("success", "failed", "up_for_retry") and in_task_runner():
+        _redeliver_in_task_runner()
+
+
+def page_run_failure(event: DagRunEvent) -> str:
+    """Page for a run that failed with no task failing for good, now; returns where the page went."""
+    current = settings()
+    why = messages.run_failure_reason(event.error or None)
+    trace_id = messages.trace_id_for(event.dag_id, event.run_id)
+    alert = alerts.dag_run_failed(current, event, why, trace_id)
+
+    def direct(secrets: tuple[str, ...]) -> messages.Notification:
+        return messages.run_failure_notification(current, event, redact(why, secrets), trace_id)
+
+    where = router.page(current, alert, f"run\x1f{event.dag_id}\x1f{event.run_id}", direct)
+    _remember_direct_page(current, where, event.dag_id, event.run_id)
+    return where
+
+
+def recover_dag(event: DagRunEvent) -> None:
+    """A run succeeded: end the DAG's alerts now; after a page that bypassed Alertmanager, say so directly."""
+    current = settings()
+    if current.routes_through_alertmanager:
+        from observability.reconciler import reconcile_now
+
+        reconcile_now(current, event.dag_id)
+    failure = DagFailures(state_dir(current)).take(event.dag_id)
+    if failure is None:
+        return
+    trace_id = messages.trace_id_for(event.dag_id, event.run_id)
+
+    def direct(secrets: tuple[str, ...]) -> messages.Notification:
+        failed_run = redact(str(failure.get("run_id") or ""), secrets)
+        return messages.recovery_notification(current, event, failed_run, trace_id)
+
+    router.page_directly(current, f"recovered\x1f{event.dag_id}\x1f{event.run_id}", direct)
+
+
+def record_dag_run_event(event: DagRunEvent) -> None:
+    """Page for a run that failed with no task failing for good; resolve the DAG's alerts when a run succeeds."""
+    if event.state == "failed":
+        if event.error == messages.TASK_FAILURE_REASON:
+            if not settings().routes_through_alertmanager:
+                DagFailures(state_dir(settings())).remember(event.dag_id, event.run_id)
+            return  # the task that failed for good has paged
+        _dispatch(f"page run of {event.dag_id}", lambda: page_run_failure(event))
+    elif event.state == "success":
+        _dispatch(f"recovery of {event.dag_id}", lambda: recover_dag(event))

@@ -80,7 +80,6 @@ DELAYS: dict[str, tuple[Delay, str | None]] = {
     "scheduler_killed": (_until_heartbeat_stale, "component_down_for"),
     "pool_saturated": (_immediate, "pool_saturated_for"),
     "tasks_stuck_queued": (_after("queued_too_long"), None),
-    "task_fails_for_good": (_immediate, "dag_failed_for"),
     "import_error": (_until_import_error_recorded, "import_errors_for"),
     "missed_schedule": (_until_late, None),
     "run_far_over_baseline": (_until_over_baseline, None),

@@ -121,7 +121,9 @@ def run(events: int, folder: Path) -> list[str]:
         }
     )
     sys.path.insert(0, str(REPO_ROOT / "plugins"))
-    from observability import callbacks, listeners
+    from observability import listeners
+    from observability.events import TaskEvent
+    from observability.paging import page_task_failure
 
     from local_stack.captures.http_capture import make_http_capture
     from local_stack.captures.smtp_capture import make_smtp_capture
@@ -151,11 +153,11 @@ def run(events: int, folder: Path) -> list[str]:
         )
         reachable = []
         for index in range(max(20, events // 20)):
-            context = {"ti": _task_instance(index, "failed"), "exception": RuntimeError("bench failure")}
+            event = TaskEvent.from_task_instance(_task_instance(index, "failed"), error=RuntimeError("bench failure"))
             started = time.perf_counter()
-            callbacks.on_task_failure(context)
+            page_task_failure(event)
             reachable.append(time.perf_counter() - started)
-        rows.append(_summary("final-failure notification, 3 sinks up", reachable))
+        rows.append(_summary("final-failure page, direct to 3 sinks up", reachable))
     finally:
         slack.shutdown()
         webhook.shutdown()
@@ -170,11 +172,12 @@ def run(events: int, folder: Path) -> list[str]:
         )
         down = []
         for index in range(10):
-            context = {"ti": _task_instance(index, "failed"), "exception": RuntimeError("bench failure")}
+            ti = _task_instance(100_000 + index, "failed")  # a run of its own: each try pages once per process
+            event = TaskEvent.from_task_instance(ti, error=RuntimeError("bench failure"))
             started = time.perf_counter()
-            callbacks.on_task_failure(context)
+            page_task_failure(event)
             down.append(time.perf_counter() - started)
-        rows.append(_summary(f"final-failure notification, 3 sinks hanging (bound {NOTIFY_TIMEOUT_SECONDS:g} s)", down))
+        rows.append(_summary(f"final-failure page, 3 sinks hanging (bound {NOTIFY_TIMEOUT_SECONDS:g} s)", down))
     statsd.close()
     return rows
 

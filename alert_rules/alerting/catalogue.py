@@ -144,7 +144,7 @@ def airflow_alerts(t: dict[str, str]) -> list[Alert]:
             summary="The latest run of DAG {{ $labels.dag_id }} failed.",
             description=(
                 "The latest finished run of {{ $labels.dag_id }} (owner {{ $labels.owner }}, team {{ $labels.team }}) "
-                "failed. The task that failed for good has paged directly with a link to its log."
+                "failed, and no page of the plugin's explains it (a task's AirflowTaskFailed mutes this alert)."
             ),
             dashboard=DAG,
         ),

@@ -253,6 +253,10 @@ def helm_values_sections() -> list[tuple[str, dict[str, Any]]]:
          {"env": [_env("AIRFLOW_OBS_AIRFLOW_URL", "https://airflow.example.com"),
                   _env("AIRFLOW_OBS_GRAFANA_URL", "https://grafana.example.com"),
                   _env("AIRFLOW_OBS_ALERTMANAGER_URL", "https://alertmanager.example.com"),
+                  # Where the plugin posts its pages: Alertmanager's Service, as the pods reach it.
+                  _env("AIRFLOW_OBS_ALERTMANAGER_API_URL", "http://alertmanager-operated.monitoring:9093"),
+                  # Prometheus's `environment` external label: Alertmanager's inhibitions compare it.
+                  _env("AIRFLOW_OBS_ENVIRONMENT", "production"),
                   _env("AIRFLOW_OBS_EMAIL_TO", "oncall@example.com")]}),
         (f"The plugin's notification connections, from Secret {NOTIFY_SECRET} (Airflow connection URIs):\n"
          "the webhook URL, SMTP login and Slack hook are credentials and never appear in this file.",

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import yaml
+from observability.notify import alerts as plugin_alerts
 
 from local_stack.incidents.arrivals import Arrival, alertmanager_arrivals
 from local_stack.incidents.client import IncidentError, StackClient
@@ -36,7 +37,10 @@ class Report:
 
 
 def _alert_labels(settings: StackSettings, alertname: str) -> dict[str, str]:
-    """The labels routing looks at, as the stack's rendered rules give them (severity, fixed labels)."""
+    """The labels routing looks at, as the stack's rendered rules give them (severity, fixed labels), or as the
+    plugin posts them for its own alerts."""
+    if alertname in plugin_alerts.SEVERITY:
+        return {"alertname": alertname, "severity": plugin_alerts.SEVERITY[alertname]}
     for path in sorted((settings.generated_dir / "rules").glob("*.rules.yml")):
         for group in yaml.safe_load(path.read_text())["groups"]:
             for rule in group["rules"]:
@@ -80,7 +84,7 @@ def expected_sinks(settings: StackSettings, labels: dict[str, str]) -> set[str]:
 
 
 def _arrived(
-    settings: StackSettings, since: datetime, alerts: dict[str, set[str]], status: str, dag_id: str
+    settings: StackSettings, since: datetime, alerts: dict[str, set[str]], status: str, dags: tuple[str, ...]
 ) -> list[Arrival]:
     return [
         arrival
@@ -88,7 +92,8 @@ def _arrived(
         if arrival.received_at >= since
         and arrival.status == status
         and arrival.alertname in alerts
-        and (not dag_id or arrival.dag_id in ("", dag_id))
+        # A notification about several DAGs names none in its title: it counts for the scenario's DAGs.
+        and (not dags or arrival.dag_id in ("", *dags))
     ]
 
 
@@ -97,14 +102,14 @@ def _wait_everywhere(
     since: datetime,
     alerts: dict[str, set[str]],
     status: str,
-    dag_id: str,
+    dags: tuple[str, ...],
     timeout: float,
     show: Callable[[Arrival], None],
 ) -> list[Arrival]:
     deadline = time.monotonic() + timeout
     shown: set[tuple[str, str, datetime]] = set()
     while True:
-        arrivals = _arrived(settings, since, alerts, status, dag_id)
+        arrivals = _arrived(settings, since, alerts, status, dags)
         for arrival in arrivals:
             key = (arrival.sink, arrival.alertname, arrival.received_at)
             if key not in shown:
@@ -128,7 +133,7 @@ def active_alerts(settings: StackSettings, scenario: Scenario) -> list[str] | No
         alert["labels"]["alertname"]
         for alert in alerts
         if alert["labels"]["alertname"] in scenario.alerts
-        and (not scenario.dag_id or alert["labels"].get("dag_id") == scenario.dag_id)
+        and (not scenario.dags or alert["labels"].get("dag_id") in scenario.dags)
     )
 
 
@@ -169,18 +174,18 @@ def run_scenario(
     context = scenario.inject(client)
     report = Report(scenario.name, datetime.now(UTC), expected_sinks=alerts, context=context)
     try:
-        _wait_everywhere(settings, started, alerts, "firing", scenario.dag_id, fire_timeout, show)
+        _wait_everywhere(settings, started, alerts, "firing", scenario.dags, fire_timeout, show)
         time.sleep(settle_seconds)
-        report.firing = _arrived(settings, started, alerts, "firing", scenario.dag_id)
+        report.firing = _arrived(settings, started, alerts, "firing", scenario.dags)
     finally:
         if recover:
             recovered_from = report.recovered_at = datetime.now(UTC)
             scenario.recover(client, context)
     if recover:
         resolving = {name: sinks & _resolving_sinks(settings, name) for name, sinks in alerts.items()}
-        _wait_everywhere(settings, recovered_from, resolving, "resolved", scenario.dag_id, resolve_timeout, show)
+        _wait_everywhere(settings, recovered_from, resolving, "resolved", scenario.dags, resolve_timeout, show)
         time.sleep(settle_seconds)
-        report.resolved = _arrived(settings, recovered_from, resolving, "resolved", scenario.dag_id)
+        report.resolved = _arrived(settings, recovered_from, resolving, "resolved", scenario.dags)
     return report
 
 

@@ -26,11 +26,11 @@ import psutil
 from alerting.thresholds import env_var
 from dag_suite.faults import DEFAULT_SLOW_SECONDS, SLOW_SECONDS_VARIABLE
 
-from local_stack.incidents import worker_loss
+from local_stack.incidents import task_failures, worker_loss
 from local_stack.incidents.client import IncidentError, StackClient
 from local_stack.settings import REPO_ROOT
 
-FAILING_DAG, FAILING_TASK = "maintenance_audit", "check_config_drift"  # retries=1: two tries, ~40 s a run
+FAILING_DAG, FAILING_TASK = task_failures.FAILING_DAG, task_failures.FAILING_TASK  # retries=1: two tries, ~40 s
 FAULT_FAIL = {"demo_fault_task": FAILING_TASK, "demo_fault_mode": "fail"}
 # Fast DAGs whose runs the "many DAGs fail while the scheduler is down" scenario fails by hand.
 MANY_DAGS = ("maintenance_log_cleanup", "maintenance_db_cleanup", "maintenance_db_backup")
@@ -63,10 +63,16 @@ class Scenario:
     inject: Callable[[StackClient], dict[str, Any]]
     recover: Callable[[StackClient, dict[str, Any]], None]
     dag_id: str = ""  # the DAG the alerts are about, if any
+    dag_ids: tuple[str, ...] = ()  # or the DAGs, when there are several
     postgres_only: bool = False
     celery_only: bool = False
     minutes: float = 2.0  # how long it usually takes to fire, for the rehearsal's patience
     notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dags(self) -> tuple[str, ...]:
+        """The DAGs its alerts are about (empty: alerts about no DAG, such as a component's)."""
+        return self.dag_ids or ((self.dag_id,) if self.dag_id else ())
 
 
 # --- a task failing for good (and again: repeatedly, and for "an hour") -------------------------------------
@@ -80,6 +86,20 @@ def _failing_runs(count: int) -> Callable[[StackClient], dict[str, Any]]:
                 raise IncidentError(f"{FAILING_DAG} run {run_id} ended {state}; the fault switch should fail it")
             runs.append(run_id)
         return {"runs": runs}
+
+    return inject
+
+
+def _failing_runs_then_exporter_alerts(count: int) -> Callable[[StackClient], dict[str, Any]]:
+    """Fail the DAG, then wait until Alertmanager holds the exporter's alerts about it (they must stay muted)."""
+
+    def inject(client: StackClient) -> dict[str, Any]:
+        context = _failing_runs(count)(client)
+        context["exporter_alerts"] = {
+            alertname: _wait_dag_alerts(client, alertname, {FAILING_DAG})[FAILING_DAG]
+            for alertname in ("AirflowDagLastRunFailed", "AirflowTaskFailingRepeatedly", "AirflowDagFailingForAnHour")
+        }
+        return context
 
     return inject
 
@@ -278,29 +298,68 @@ SCENARIOS: dict[str, Scenario] = {
     for scenario in (
         Scenario(
             "task_fails_for_good",
-            ("AirflowDagLastRunFailed",),
-            f"{FAILING_DAG}.{FAILING_TASK} fails both tries (demo fault switch); a healthy run recovers it",
+            ("AirflowTaskFailed",),
+            f"{FAILING_DAG}.{FAILING_TASK} fails both tries (demo fault switch): the plugin pages through "
+            "Alertmanager; a healthy run resolves it",
             _failing_runs(1),
             _healthy_run,
             dag_id=FAILING_DAG,
         ),
         Scenario(
             "repeated_task_failures",
-            ("AirflowTaskFailingRepeatedly",),
-            f"{FAILING_DAG}.{FAILING_TASK} fails for good in two runs in a row",
-            _failing_runs(2),
+            ("AirflowTaskFailed",),
+            f"{FAILING_DAG}.{FAILING_TASK} fails for good in two runs in a row: one page, the exporter's DAG alerts "
+            "about it muted",
+            _failing_runs_then_exporter_alerts(2),
             _healthy_run,
             dag_id=FAILING_DAG,
             minutes=3,
         ),
         Scenario(
-            "dag_failing_for_an_hour",
-            ("AirflowDagFailingForAnHour",),
-            f"{FAILING_DAG} keeps failing with no success for AIRFLOW_OBS_ALERT_DAG_FAILING_WINDOW (1h; compress it)",
-            _failing_runs(1),
-            _healthy_run,
+            "task_marked_failed",
+            ("AirflowTaskFailed",),
+            f"a running {FAILING_DAG}.{FAILING_TASK} is set to failed through the REST API, as 'mark failed' does",
+            task_failures.mark_running_task_failed,
+            task_failures.healthy_failing_dag_run,
             dag_id=FAILING_DAG,
-            minutes=62,
+        ),
+        Scenario(
+            "tasks_killed",
+            ("AirflowTaskFailed",),
+            f"the task processes of {', '.join(task_failures.KILLED_TASKS)} are SIGKILLed at once, on their first try "
+            "(retried: no page) and their last (one page for the three)",
+            task_failures.kill_tasks_in_three_dags,
+            task_failures.healthy_runs_of_the_three,
+            dag_ids=tuple(task_failures.KILLED_TASKS),
+            minutes=3,
+        ),
+        Scenario(
+            "task_heartbeat_lost",
+            ("AirflowTaskFailed",),
+            f"the worker running {FAILING_DAG}.{FAILING_TASK} is killed on each try, so its heartbeat stops "
+            "(needs a short [scheduler] task_instance_heartbeat_timeout; 300 s by default)",
+            task_failures.lose_a_tasks_heartbeat,
+            task_failures.healthy_failing_dag_run,
+            dag_id=FAILING_DAG,
+            minutes=12,
+        ),
+        Scenario(
+            "run_timed_out",
+            ("AirflowDagRunFailed",),
+            f"a run of {task_failures.TIMEOUT_DAG} hangs past its 4-minute dagrun_timeout",
+            task_failures.time_out_a_run,
+            task_failures.healthy_timeout_dag_run,
+            dag_id=task_failures.TIMEOUT_DAG,
+            minutes=6,
+        ),
+        Scenario(
+            "failure_cleared_to_success",
+            ("AirflowTaskFailed",),
+            f"{FAILING_DAG}.{FAILING_TASK} fails for good, then is cleared and succeeds at once: one page, one "
+            "resolution",
+            task_failures.fail_for_good_until_cleared,
+            task_failures.clear_to_success,
+            dag_id=FAILING_DAG,
         ),
         Scenario(
             "scheduler_killed",

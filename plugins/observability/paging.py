@@ -4,8 +4,11 @@ It sees every state change Airflow reports to listeners, in every process, for e
 - a try failing for good in its task runner (the error text is known there);
 - a try the scheduler fails for the runner: its process was killed (SIGKILL, OOM), it stopped heartbeating,
   or the executor reported it finished while the database still said running;
+- a try that failed with no listener hearing it (killed before it could report, its supervisor reporting the
+  state): the scheduler's failure sweep (failure_sweep.py) pages it from Airflow's audit log;
 - a try set to failed in the UI or REST API (the api-server's listener);
-- a run failing with no task failing for good: `dagrun_timeout`, deadlock, set failed by hand (scheduler, api-server);
+- a run failing with no task failing for good: `dagrun_timeout`, deadlock (the scheduler); a run set failed by
+  hand pages only for the tasks it killed while they ran;
 - a run succeeding: the scheduler's reconciler resolves the DAG's alerts at once.
 A try that Airflow will retry pages nobody, however it ended (a killed try with retries left included).
 
@@ -19,13 +22,13 @@ import logging
 import sys
 import time
 
-from observability import tracing
+from observability import failure_sweep, tracing
 from observability.events import DagRunEvent, TaskEvent
 from observability.notify import alerts, messages, outbox, router
 from observability.notify.delivery import redeliver_spooled
 from observability.notify.redaction import redact
 from observability.notify.spool import Spool
-from observability.notify.state import DagFailures, state_dir
+from observability.notify.state import DagFailures, PagedTries, paged_dir, state_dir
 from observability.settings import PluginSettings, settings
 
 log = logging.getLogger("airflow_obs.notify")
@@ -47,26 +50,29 @@ def _dispatch(name: str, work) -> None:
         outbox.OUTBOX.submit(name, work)
 
 
-def _remember_direct_page(current: PluginSettings, where: str, dag_id: str, run_id: str) -> None:
-    """A page that bypassed Alertmanager gets its "recovered" message from this process's host, directly too."""
+def _remember_direct_page(current: PluginSettings, where: str, dag_id: str, run_id: str, identity: str = "") -> None:
+    """A page that bypassed Alertmanager gets its "recovered" message from this process's host, directly too; and
+    the scheduler's failure sweep, which asks Alertmanager what is paged, must learn of it here."""
     if where == router.DIRECT:
         DagFailures(state_dir(current)).remember(dag_id, run_id)
+    if identity and where in (router.DIRECT, router.SPOOLED):
+        PagedTries(paged_dir(current)).remember(identity)
 
 
 def page_task_failure(event: TaskEvent) -> str:
     """Page for a try that failed for good, now; returns where the page went (router.ALERTMANAGER...)."""
     current = settings()
     trace_id = messages.trace_id_for(event.dag_id, event.run_id)
-    alert = alerts.task_failed(current, event, trace_id)
+    alert = alerts.task_failed(current, event, trace_id, cause=failure_sweep.cause_of(event.error))
 
     def direct(secrets: tuple[str, ...]) -> messages.Notification:
         redacted = TaskEvent(**{**event.__dict__, "error": redact(event.error, secrets)})
         return messages.task_notification(current, redacted, messages.TASK_FAILED, trace_id)
 
-    identity = f"task\x1f{event.dag_id}\x1f{event.run_id}\x1f{event.task_id}\x1f{event.map_index}\x1f{event.try_number}"
+    identity = failure_sweep.identity(event.dag_id, event.run_id, event.task_id, event.map_index, event.try_number)
     started = time.monotonic()
     where = router.page(current, alert, identity, direct)
-    _remember_direct_page(current, where, event.dag_id, event.run_id)
+    _remember_direct_page(current, where, event.dag_id, event.run_id, identity)
     if where != router.DUPLICATE:
         # A span event while the try's span is still open (the traces sink runs after this one).
         tracing.add_event(
@@ -137,10 +143,12 @@ def recover_dag(event: DagRunEvent) -> None:
 def record_dag_run_event(event: DagRunEvent) -> None:
     """Page for a run that failed with no task failing for good; resolve the DAG's alerts when a run succeeds."""
     if event.state == "failed":
-        if event.error == messages.TASK_FAILURE_REASON:
+        if event.error == messages.TASK_FAILURE_REASON or messages.MANUAL_REASON in event.error:
+            # A task that failed for good has paged; a run failed by hand is someone's decision, and the tasks it
+            # killed while they ran have paged as failed tries. The exporter's DAG alert remains for what is left.
             if not settings().routes_through_alertmanager:
                 DagFailures(state_dir(settings())).remember(event.dag_id, event.run_id)
-            return  # the task that failed for good has paged
+            return
         _dispatch(f"page run of {event.dag_id}", lambda: page_run_failure(event))
     elif event.state == "success":
         _dispatch(f"recovery of {event.dag_id}", lambda: recover_dag(event))

@@ -11,11 +11,13 @@ work; Alertmanager merges their posts):
    - an alert still failing is renewed at half its lifetime (alerts.FIRING_TTL);
    - a DAG whose alert ended gets the AirflowDagRecovered marker, held while a run of it is active and ended when a
      run of it fails again: the exporter's DAG-level alerts stay muted until Prometheus has seen the success;
-3. post the ended, renewed and marker alerts (spooled while Alertmanager is down).
+3. post the ended, renewed and marker alerts (spooled while Alertmanager is down);
+4. page the tries that failed for good with no listener hearing them (failure_sweep.py).
 A DAG-run success also runs step 2 at once for that DAG (paging.py), so "resolved" follows within seconds.
 
 Cost per pass: one Alertmanager GET, then three indexed queries for the DAGs and tasks those alerts name
-(dag_run by `dag_id_state`, task_instance by `ti_state_lkp`), capped at MAX_ALERTS alerts.
+(dag_run by `dag_id_state`, task_instance by `ti_state_lkp`), capped at MAX_ALERTS alerts, and the log table's
+rows added since the previous pass.
 """
 
 from __future__ import annotations
@@ -26,17 +28,21 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from observability.failure_sweep import FailureSweep
 from observability.notify import alerts, router
 from observability.notify.alertmanager import SINK, AlertmanagerAPI, alertmanager_sink
 from observability.notify.delivery import redeliver_spooled
 from observability.notify.retries import DeliveryError, Sender
 from observability.notify.sinks import prepare_sinks
+from observability.notify.state import PagedTries, paged_dir
 from observability.settings import PluginSettings
 
 log = logging.getLogger("airflow_obs.notify")
 
 MAX_ALERTS = 500
 ACTIVE_RUN_STATES = ("queued", "running")
+# The scheduler's sweep of failures no listener reported: how far it has read Airflow's log table.
+SWEEP = FailureSweep()
 
 
 @dataclass
@@ -146,40 +152,52 @@ def _session_factory() -> Callable[[], AbstractContextManager]:
     return create_session
 
 
+def firing_alerts(current: PluginSettings, api: AlertmanagerAPI, dag_id: str | None = None) -> list[alerts.Alert]:
+    """The plugin's unresolved alerts in Alertmanager (of one DAG, or all); raises DeliveryError if it is down."""
+    matchers = ['alertname=~"' + "|".join(alerts.PLUGIN_ALERTS) + '"']
+    if dag_id is not None:
+        matchers.append(f'dag_id="{_matcher_value(dag_id)}"')
+    if current.environment:
+        matchers.append(f'environment="{_matcher_value(current.environment)}"')
+    found = api.alerts(matchers, current.notify_timeout_seconds)
+    return [alert for alert in map(alerts.from_alertmanager, found) if alert is not None][:MAX_ALERTS]
+
+
 def reconcile_now(
     current: PluginSettings,
     dag_id: str | None = None,
     *,
     api: AlertmanagerAPI | None = None,
     session_factory: Callable[[], AbstractContextManager] | None = None,
+    sweep: FailureSweep | None = None,
 ) -> list[alerts.Alert]:
-    """One pass over the unresolved alerts (of one DAG, or all); returns what it posted."""
-    if not current.routes_through_alertmanager:
-        return []
-    api = api or AlertmanagerAPI(current.alertmanager_api_url)
-    matchers = ['alertname=~"' + "|".join(alerts.PLUGIN_ALERTS) + '"']
-    if dag_id is not None:
-        matchers.append(f'dag_id="{_matcher_value(dag_id)}"')
-    if current.environment:
-        matchers.append(f'environment="{_matcher_value(current.environment)}"')
-    try:
-        found = api.alerts(matchers, current.notify_timeout_seconds)
-    except DeliveryError as error:
-        log.warning("cannot read the plugin's alerts back from Alertmanager (%s): they are reconciled later", error)
-        return []
-    firing = [alert for alert in map(alerts.from_alertmanager, found) if alert is not None][:MAX_ALERTS]
-    if not firing:
-        return []
-    dag_ids = {alert.labels["dag_id"] for alert in firing}
+    """One pass over the unresolved alerts (of one DAG, or all), and, with `sweep`, over the failures no listener
+    reported; returns what it posted to end or renew alerts."""
+    firing: list[alerts.Alert] | None = None
+    if current.routes_through_alertmanager:
+        try:
+            firing = firing_alerts(current, api or AlertmanagerAPI(current.alertmanager_api_url), dag_id)
+        except DeliveryError as error:
+            # Without knowing what is paged, neither resolving nor sweeping is safe: both wait for the next pass.
+            log.warning("cannot read the plugin's alerts back from Alertmanager (%s): reconciled later", error)
+            return []
+    dag_ids = {alert.labels["dag_id"] for alert in firing or ()}
     tasks = {
         (alert.labels["dag_id"], alert.labels["task_id"])
-        for alert in firing
+        for alert in firing or ()
         if alert.name == alerts.TASK_FAILED and "task_id" in alert.labels
     }
     with (session_factory or _session_factory())() as session:
         facts = read_facts(session, dag_ids, tasks)
-    posts = decide(firing, facts, current, alerts.now_utc())
+        unreported = (
+            sweep.unreported(session, firing, PagedTries(paged_dir(current)), alerts.now_utc()) if sweep else []
+        )
+    posts = decide(firing or (), facts, current, alerts.now_utc())
     router.update(current, posts)
+    for event in unreported:
+        from observability.paging import page_task_failure  # paging calls this module: imported on use
+
+        page_task_failure(event)
     return posts
 
 
@@ -198,6 +216,6 @@ def run_once(current: PluginSettings) -> None:
     except Exception:
         log.error("redelivering the spool failed", exc_info=True)
     try:
-        reconcile_now(current)
+        reconcile_now(current, sweep=SWEEP)
     except Exception:
         log.error("reconciling the plugin's alerts failed", exc_info=True)

@@ -6,7 +6,7 @@ The probe DAG (tests/dags/notify_probe.py) fails `broken` and `mapped_work[1]` f
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -126,3 +126,32 @@ def test_a_run_that_times_out_raises_the_run_alert_with_the_run_link(probe_dag, 
     assert alert["annotations"]["airflow_url"] == f"{AIRFLOW_URL}/dags/{DAG_ID}/runs/{quote(dag_run.run_id, safe='')}"
     assert "dagrun_timeout" in alert["annotations"]["description"]
     assert alert["labels"]["severity"] == "critical"
+
+
+def test_the_sweep_finds_final_failures_no_page_covers_and_skips_the_covered_and_the_retried(
+    probe_dag, am: RunningAlertmanager
+) -> None:
+    from airflow.utils.session import create_session
+    from observability.failure_sweep import FailureSweep
+    from observability.notify.state import PagedTries, paged_dir
+
+    sweep = FailureSweep()
+    paged = PagedTries(paged_dir(settings()))
+    later = datetime.now(UTC) + timedelta(minutes=1)  # past the grace of every row this test writes
+    with create_session() as session:
+        assert sweep.unreported(session, [], paged, later) == [], "the first pass only sets the baseline"
+
+    dag_run = run_probe(probe_dag)  # broken and mapped_work[1] fail for good (paged); flaky is retried, then succeeds
+
+    firing = [alert for alert in map(alerts.from_alertmanager, am.alerts(f'dag_id="{DAG_ID}"')) if alert]
+    with create_session() as session:
+        assert sweep.unreported(session, firing, paged, later) == [], "the listener's pages cover both"
+    sweep.last_id = 0  # read the same rows again, as if the listener's pages had never reached Alertmanager
+    with create_session() as session:
+        found = sweep.unreported(session, [], paged, later)
+
+    ours = sorted(
+        (event.task_id, event.map_index, event.try_number) for event in found if event.run_id == dag_run.run_id
+    )
+    assert ours == [("broken", -1, 2), ("mapped_work", 1, 2)], "flaky's failed first try was retried: not a page"
+    assert all(event.owner == "data-platform" and event.team == "data-platform" for event in found)

@@ -258,7 +258,7 @@ def test_the_scheduler_schedules_the_suite_and_runs_its_dags(started_stack: Loca
         assert f'airflow_dag_next_run_expected_timestamp_seconds{{dag_id="{dag_id}"}}' in metrics, dag_id
 
 
-def test_a_task_failing_for_good_under_the_scheduler_pages_once_with_a_log_link_to_that_try(
+def test_a_task_failing_for_good_under_the_scheduler_pages_once_through_alertmanager_with_that_trys_log(
     started_stack: LocalStack,
 ) -> None:
     api = started_stack.url("airflow") + "/api/v2"
@@ -275,32 +275,42 @@ def test_a_task_failing_for_good_under_the_scheduler_pages_once_with_a_log_link_
     run_id = wait_for(trigger, 30, f"a failing run of {dag_id}", interval=2)
 
     def pages():
-        messages = [
-            record["body"]
-            for record in read_records(started_stack.settings.capture_file("webhook"))
-            if isinstance(record.get("body"), dict) and record["body"].get("schema") == "airflow-obs.notification/v1"
-        ]
-        return [m for m in messages if m["run_id"] == run_id and m["kind"] == "task_failed"] or None
+        """The pager's notifications (Alertmanager's JSON) holding this run's AirflowTaskFailed alert."""
+        found = []
+        for record in read_records(started_stack.settings.capture_file("webhook")):
+            body = record.get("body")
+            if not isinstance(body, dict) or record.get("path") != "/pager":
+                continue
+            found += [
+                alert
+                for alert in body.get("alerts", [])
+                if alert["labels"].get("alertname") == "AirflowTaskFailed"
+                and alert["annotations"].get("run_id") == run_id
+                and alert["status"] == "firing"
+            ]
+        return found or None
 
     page = wait_for(pages, 240, "the final-failure page of the failing run", interval=3)
     time.sleep(5)  # a duplicate (or a page for the first try) would have arrived by now
     assert len(pages()) == 1
     page = page[0]
-    assert (page["task_id"], page["try_number"], page["owner"]) == (task_id, 2, "platform-oncall")
-    assert "DemoFault" in page["error"]
+    assert (page["labels"]["task_id"], page["annotations"]["try_number"]) == (task_id, "2")
+    assert page["labels"]["owner"] == "platform-oncall" and page["labels"]["team"] == "data-platform"
+    assert "DemoFault" in page["annotations"]["error"]
 
     # The log link addresses that very try: the same path under the REST API serves its log.
-    log_path = urlsplit(page["links"]["log"])
+    log_path = urlsplit(page["annotations"]["log_url"])
     assert log_path.query == "try_number=2"
     run_segment = quote(run_id, safe="")
     assert log_path.path.endswith(f"/dags/{dag_id}/runs/{run_segment}/tasks/{task_id}")
     status, log = http_json(f"{api}/dags/{dag_id}/dagRuns/{run_segment}/taskInstances/{task_id}/logs/2", headers=admin)
     assert status == 200 and "DemoFault" in json.dumps(log)
-    # Slack got the same page, with a button per link.
-    slack_pages = [
-        r["body"] for r in read_records(started_stack.settings.capture_file("slack")) if run_id in json.dumps(r)
+    # Slack got Alertmanager's notification of it (not a second, direct one), with the try's log link.
+    slack = [
+        r["body"] for r in read_records(started_stack.settings.capture_file("slack")) if run_segment in json.dumps(r)
     ]
-    assert len(slack_pages) == 1 and "blocks" in slack_pages[0]
+    assert len(slack) == 1 and "attachments" in slack[0]
+    assert f"<{page['annotations']['log_url']}|Task log>" in slack[0]["attachments"][0]["text"]
 
 
 def test_make_up_twice_is_safe_and_keeps_processes_and_data(started_stack: LocalStack) -> None:

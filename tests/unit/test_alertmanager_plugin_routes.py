@@ -63,12 +63,15 @@ def test_amtool_routes_the_plugins_alerts(labels: dict[str, str], receiver: str)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_task_failures_in_three_dags_arrive_as_one_notification_per_sink_with_each_tasks_log_link(
+def test_one_cause_failing_tasks_in_three_dags_is_one_notification_per_sink_with_each_tasks_log_link(
     alertmanager: RunningAlertmanager,
 ) -> None:
     environment = unique("burst")
     dags = [unique("dag") for _ in range(3)]
-    alertmanager.post(*(plugin_alert("AirflowTaskFailed", dag, environment, task_id="load") for dag in dags))
+    cause = unique("fingerprint")  # one cause (the same error fingerprint) in three DAGs
+    alertmanager.post(
+        *(plugin_alert("AirflowTaskFailed", dag, environment, task_id="load", error_fingerprint=cause) for dag in dags)
+    )
 
     def delivered() -> dict[str, list[dict[str, Any]]] | None:
         found = {kind: alertmanager.records(kind, dags[0]) for kind in ("slack", "smtp", "webhook")}
@@ -164,3 +167,18 @@ def test_the_recovery_marker_notifies_nobody(alertmanager: RunningAlertmanager) 
     assert [receiver["name"] for receiver in marker["receivers"]] == ["inhibit-only"]
     time.sleep(3)
     assert not any(alertmanager.records(kind, dag) for kind in ("slack", "smtp", "webhook"))
+
+
+def test_two_causes_at_once_are_two_notifications(alertmanager: RunningAlertmanager) -> None:
+    environment, dag = unique("env"), unique("etl")
+    alertmanager.post(
+        plugin_alert("AirflowTaskFailed", dag, environment, task_id="load", error_fingerprint=unique("a")),
+        plugin_alert("AirflowTaskFailed", dag, environment, task_id="extract", error_fingerprint=unique("b")),
+    )
+
+    def both() -> list[dict[str, Any]] | None:
+        found = alertmanager.records("webhook", dag)
+        return found if len(found) >= 2 else None
+
+    pages = wait_for(both, 15, "a notification per cause", 0.2)
+    assert sorted(len(page["body"]["alerts"]) for page in pages) == [1, 1]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from observability.notify import alerts as plugin_alerts
 
 from bench.incident_bench import DELAYS
 from local_stack.alertmanager_config import write_alertmanager_config
@@ -112,7 +113,7 @@ def test_an_unknown_scenario_is_refused_with_the_known_ones() -> None:
         scenario("nope")
 
 
-def test_every_scenario_expects_alerts_the_stacks_rules_define(tmp_path: Path) -> None:
+def test_every_scenario_expects_alerts_the_stacks_rules_or_the_plugin_raise(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     write_prometheus_config(settings)
     defined = {
@@ -121,7 +122,7 @@ def test_every_scenario_expects_alerts_the_stacks_rules_define(tmp_path: Path) -
         for group in yaml.safe_load(path.read_text())["groups"]
         for rule in group["rules"]
         if "alert" in rule
-    }
+    } | set(plugin_alerts.PLUGIN_ALERTS)
 
     for item in SCENARIOS.values():
         assert set(item.alerts) <= defined, item.name

@@ -22,6 +22,7 @@ import pytest
 from observability import reconciler
 from observability.events import TaskEvent
 from observability.notify import router
+from observability.notify.fingerprint import fingerprint
 from observability.notify.redaction import REDACTED
 from observability.notify.spool import Spool
 from observability.paging import page_task_failure
@@ -109,7 +110,9 @@ def test_a_final_failure_becomes_one_alert_with_its_labels_try_log_link_and_reda
     (alert,) = am.alerts(f'dag_id="{dag_id}"')
     assert alert["labels"] == {"alertname": "AirflowTaskFailed", "dag_id": dag_id, "task_id": "load",
                                "severity": "critical", "owner": "data-eng", "team": "data-platform",
-                               "environment": "local"}  # fmt: skip
+                               "environment": "local",
+                               "error_fingerprint": fingerprint(event.error, dag_id=dag_id, task_id="load",
+                                                                run_id=event.run_id)}  # fmt: skip
     annotations = alert["annotations"]
     log_url = f"http://127.0.0.1:8080/dags/{dag_id}/runs/{event.run_id}/tasks/load?try_number=2"
     assert annotations["log_url"] == annotations["airflow_url"] == alert["generatorURL"] == log_url

@@ -1,17 +1,20 @@
 """The plugin's alerts as Alertmanager receives them (`POST /api/v2/alerts`): what failed, for whom, and where to look.
 
 Three alerts, each identified by its labels (Alertmanager merges posts with the same labels into one alert, so
-the same failure reported twice, by the task runner and by the scheduler, pages once):
+the same failure posted twice, by two processes or after a retry of the post, pages once):
 
-    AirflowTaskFailed    {dag_id, task_id}  a task's last try failed (no retry left)          critical
-    AirflowDagRunFailed  {dag_id}           a run failed with no task failing (timed out...)  critical
-    AirflowDagRecovered  {dag_id}           a DAG just succeeded again: routed to nobody, it only inhibits the
-                                            exporter's DAG-level alerts until Prometheus has seen the success
+    AirflowTaskFailed    {dag_id, task_id, error_fingerprint}  a task's last try failed (no retry left)   critical
+    AirflowDagRunFailed  {dag_id, error_fingerprint}           a run failed with no task failing          critical
+    AirflowDagRecovered  {dag_id}                              a DAG succeeded again: routed to nobody, it only
+                                                               mutes the exporter's DAG-level alerts until
+                                                               Prometheus has seen the success
 
-Run id, try and map index are annotations, not labels: the next failure of the same task is the same incident,
-and a label per run would make every run a new page. A firing alert carries an end time (`FIRING_TTL`) so an
-alert nobody resolves (its DAG deleted) ends by itself; the scheduler's reconciler pushes it on while the
-failure holds and ends it when the task or the DAG succeeds (see reconciler.py).
+Run id, try and map index are annotations, not labels: the next failure of the same task with the same error is
+the same incident, and a label per run would make every run a new page. `error_fingerprint` (fingerprint.py) is
+a label: Alertmanager groups by it, so one cause failing many tasks is one notification, and two causes are two.
+
+A firing alert carries an end time (`FIRING_TTL`), so an alert nobody resolves (its DAG deleted) ends by itself;
+the scheduler's reconciler renews it while the failure holds and ends it when the task or the DAG succeeds.
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ from typing import Any
 from observability import links
 from observability.events import DagRunEvent, TaskEvent
 from observability.notify import messages
+from observability.notify.fingerprint import fingerprint
 from observability.settings import PluginSettings
 
 TASK_FAILED = "AirflowTaskFailed"
 DAG_RUN_FAILED = "AirflowDagRunFailed"
 DAG_RECOVERED = "AirflowDagRecovered"
 PLUGIN_ALERTS = (TASK_FAILED, DAG_RUN_FAILED, DAG_RECOVERED)
+# Routing reads the severity (alert_rules/alertmanager.yml); the marker's "none" matches no severity route.
+SEVERITY = {TASK_FAILED: "critical", DAG_RUN_FAILED: "critical", DAG_RECOVERED: "none"}
 
 # How long a posted firing alert lasts unless renewed: long enough to outlive a scheduler restart, short enough
 # that an alert whose DAG was deleted does not fire for days. The reconciler renews it at half-life.
@@ -114,8 +120,10 @@ def _labels(settings: PluginSettings, name: str, severity: str, event: TaskEvent
     }
 
 
-def task_failed(settings: PluginSettings, event: TaskEvent, trace_id: str) -> Alert:
-    """A task failed for good: the try's log link, its redacted error, the DAG's dashboard, trace and runbook."""
+def task_failed(settings: PluginSettings, event: TaskEvent, trace_id: str, cause: str = "") -> Alert:
+    """A task failed for good: the try's log link, its redacted error, the DAG's dashboard, trace and runbook.
+
+    `cause`, when given, is what the error fingerprint is taken from instead of the error itself."""
     found = links.links_for_task(
         settings,
         dag_id=event.dag_id,
@@ -131,7 +139,14 @@ def task_failed(settings: PluginSettings, event: TaskEvent, trace_id: str) -> Al
     try_text = f"try {event.try_number} of {tries}" if tries >= event.try_number > 0 else f"try {event.try_number}"
     failed_at = event.end_date or now_utc()
     return Alert(
-        labels=_labels(settings, TASK_FAILED, "critical", event, task_id=event.task_id),
+        labels=_labels(
+            settings,
+            TASK_FAILED,
+            SEVERITY[TASK_FAILED],
+            event,
+            task_id=event.task_id,
+            error_fingerprint=fingerprint(event.error, dag_id=event.dag_id, task_id=event.task_id, run_id=event.run_id),
+        ),
         annotations={
             "summary": f"Task {target} failed for good ({try_text}).",
             "description": (
@@ -160,7 +175,13 @@ def dag_run_failed(settings: PluginSettings, event: DagRunEvent, why: str, trace
     run_url = links.dag_run_url(settings, event.dag_id, event.run_id)
     failed_at = event.end_date or now_utc()
     return Alert(
-        labels=_labels(settings, DAG_RUN_FAILED, "critical", event),
+        labels=_labels(
+            settings,
+            DAG_RUN_FAILED,
+            SEVERITY[DAG_RUN_FAILED],
+            event,
+            error_fingerprint=fingerprint(why, dag_id=event.dag_id, run_id=event.run_id),
+        ),
         annotations={
             "summary": f"A run of DAG {event.dag_id} failed without a task failing.",
             "description": why,
@@ -184,7 +205,7 @@ def dag_recovered(
     now = at or now_utc()
     event = DagRunEvent(dag_id, run_id, "success", "", owner, team, None, None, "")
     return Alert(
-        labels=_labels(settings, DAG_RECOVERED, "none", event),
+        labels=_labels(settings, DAG_RECOVERED, SEVERITY[DAG_RECOVERED], event),
         annotations={
             "summary": f"DAG {dag_id} succeeded again.",
             "description": "Routed to nobody: it mutes the exporter's DAG-level failure alerts until they resolve.",

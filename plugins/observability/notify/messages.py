@@ -174,6 +174,7 @@ def recovery_notification(
 
 # Why Airflow failed a run (the DAG callback's `reason`) when no task failure explains it.
 TASK_FAILURE_REASON = "task_failure"  # a task failed for good: its own page already went out
+MANUAL_REASON = "manually set"  # the api-server's "Dag Run's state was manually set to `failed`."
 RUN_FAILURE_REASONS = {
     "timed_out": "The run exceeded its dagrun_timeout{timeout}: the scheduler failed it and skipped its unfinished "
     "tasks.",

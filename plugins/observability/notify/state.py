@@ -10,6 +10,8 @@ one filesystem. Taking is a rename, which is atomic there, so even two successes
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import time
@@ -62,3 +64,37 @@ class DagFailures:
             return {"dag_id": dag_id, "run_id": ""}  # a damaged record still means "it had failed"
         finally:
             taken.unlink(missing_ok=True)
+
+
+class PagedTries:
+    """Tries whose page went to the sinks directly (no Alertmanager to ask later), one empty file each.
+
+    The scheduler's failure sweep (failure_sweep.py) pages a try that failed without a listener hearing it; before
+    it does, it asks Alertmanager, and, for a page that bypassed Alertmanager, this directory. Like DagFailures it
+    assumes the hosts that page share it; files older than a day are removed as new ones are written.
+    """
+
+    KEEP_SECONDS = 86400.0
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def _path(self, identity: str) -> Path:
+        return self.directory / hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+    def remember(self, identity: str) -> None:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private(self._path(identity), b"")
+        cutoff = time.time() - self.KEEP_SECONDS
+        for path in self.directory.iterdir():
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+
+    def paged(self, identity: str) -> bool:
+        return self._path(identity).exists()
+
+
+def paged_dir(settings: PluginSettings) -> Path:
+    spool = settings.spool_path
+    return spool.parent / f"{spool.name}-paged"

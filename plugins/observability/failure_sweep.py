@@ -5,12 +5,16 @@ task runner never gets to report, and its supervisor reports the state `failed` 
 calls no listener (nor any callback). Airflow does write one row to its `log` table for every state the execution
 API or the scheduler sets (`event = 'failed'`, with the try's dag_id, task_id, run_id, map_index and try_number).
 
+The scheduler's own listener hears a try it fails for a runner that never reported (a process killed later in its
+run, a lost heartbeat), but leaves it to the sweep too (paging.py): both kinds come from one cause, such as an OOM
+kill of a worker's tasks, and are paged together.
+
 Each reconciler pass reads the rows added since the previous pass (a range on the table's primary key: cost
-O(new rows), capped at MAX_ROWS), once they are GRACE old (the task runner's own page, with the error, lands
-first), and pages each try whose task instance is still failed on that try and that no page covers yet: none
-of the plugin's alerts in Alertmanager names that run and try, and no direct page was sent for it. A try that is
-up for retry, was cleared or succeeded since, pages nobody. At start the newest row is the baseline: history
-never pages.
+O(new rows), capped at MAX_ROWS). Once they are GRACE old (the task runner's own page, with the error, lands
+first) and no newer failure came in the last GRACE (for up to MAX_HOLD), it pages each try whose task instance is
+still failed on that try and that no page covers yet: none of the plugin's alerts in Alertmanager names that run
+and try, and no direct page was sent for it. A try that is up for retry, was cleared or succeeded since, pages
+nobody. At start the newest row is the baseline: history never pages.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from observability.notify.state import PagedTries
 log = logging.getLogger("airflow_obs.notify")
 
 GRACE = timedelta(seconds=5)
+# Tries one cause kills (an OOM kill, a lost worker) fail over a few seconds: while more keep failing, the sweep
+# waits, up to this long, so they go to Alertmanager in one post and arrive as one notification.
+MAX_HOLD = timedelta(seconds=30)
 MAX_ROWS = 500
 UNREPORTED_ERROR = (
     "The try failed without reporting an error of its own: its process was killed (out of memory, a SIGKILL) "
@@ -38,11 +45,17 @@ EXECUTOR_MISMATCH = "reported that the task instance"
 
 
 def cause_of(error: str) -> str:
-    """The text a try's error fingerprint is taken from: a try that ended without reporting is one cause, whether
-    the sweep found it or the scheduler's listener did (with a message naming the executor, the run and the TI)."""
+    """A fixed cause for a try that ended without reporting an error, whether the sweep found it or the scheduler's
+    listener did (with a message naming the executor, the run and the TI): "" for any other error."""
     if error == UNREPORTED_ERROR or (error.startswith("Executor") and EXECUTOR_MISMATCH in error):
         return UNREPORTED_ERROR
-    return error
+    return ""
+
+
+def _burst_still_going(rows: list, now: datetime) -> bool:
+    """Failures keep arriving (the newest is younger than GRACE) and none has waited MAX_HOLD yet."""
+    times = [row.dttm for row in rows if row.dttm is not None]
+    return bool(times) and max(times) > now - GRACE and min(times) > now - MAX_HOLD
 
 
 def identity(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:
@@ -83,6 +96,8 @@ class FailureSweep:
             .order_by(Log.id)
             .limit(MAX_ROWS)
         ).all()
+        if _burst_still_going(rows, now):
+            return []  # the whole burst is paged together at a later pass: one notification for one cause
         covered = _covered(firing or ())
         found: list[TaskEvent] = []
         for row in rows:

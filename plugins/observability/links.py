@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
+from observability.events import TaskEvent
 from observability.settings import PluginSettings
 
 # The Grafana dashboards links open ([6/7] generates them with these uids); a DAG's takes the dag_id variable.
@@ -103,3 +104,17 @@ def links_for_task(
         "trace": trace_url(settings, trace_id),
         "runbook": runbook_url(settings, runbook),
     }
+
+
+def links_for_try(settings: PluginSettings, event: TaskEvent, trace_id: str, runbook: str) -> dict[str, str]:
+    """`links_for_task` for the try an event describes."""
+    return links_for_task(
+        settings,
+        dag_id=event.dag_id,
+        run_id=event.run_id,
+        task_id=event.task_id,
+        try_number=event.try_number,
+        map_index=event.map_index,
+        trace_id=trace_id,
+        runbook=runbook,
+    )

@@ -101,6 +101,12 @@ def _redeliver_in_task_runner() -> None:
 def record_task_event(event: TaskEvent) -> None:
     """Page on a final failure (state `failed`); nothing for retries, successes or skips."""
     if event.state == "failed":
+        if failure_sweep.cause_of(event.error) and not in_task_runner():
+            # The scheduler failed a try its runner never reported: its failure sweep pages it with the others
+            # one cause killed (failure_sweep.py), a few seconds from now.
+            log.info("try %s.%s of %s ended without reporting: the failure sweep pages it", event.dag_id,
+                     event.task_id, event.run_id)  # fmt: skip
+            return
         _dispatch(f"page {event.dag_id}.{event.task_id}", lambda: page_task_failure(event))
     if event.state in ("success", "failed", "up_for_retry") and in_task_runner():
         _redeliver_in_task_runner()

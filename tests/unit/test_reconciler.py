@@ -117,3 +117,40 @@ def test_alerts_that_are_not_the_plugins_are_not_read_back() -> None:
 
     assert alerts.from_alertmanager(document) is None
     assert alerts.from_alertmanager({**document, "labels": {"alertname": alerts.TASK_FAILED, "dag_id": "etl"}})
+
+
+def test_a_try_killed_before_reporting_has_the_same_fingerprint_whoever_found_it() -> None:
+    from types import SimpleNamespace
+
+    from observability.events import TaskEvent
+    from observability.failure_sweep import UNREPORTED_ERROR, cause_of
+
+    def killed(dag_id: str, error: str) -> alerts.Alert:
+        ti = SimpleNamespace(dag_id=dag_id, run_id="r", task_id="t", map_index=-1, try_number=2, max_tries=1,
+                             state="failed", task=None)  # fmt: skip
+        event = TaskEvent.from_task_instance(ti, error=error)
+        return alerts.task_failed(SETTINGS, event, "", cause=cause_of(event.error))
+
+    mismatch = (
+        "Executor LocalExecutor(parallelism=8) reported that the task instance <TaskInstance: etl.t r [running]> "
+        "finished with state success, but the task instance's state attribute is running."
+    )
+    by_scheduler = killed("etl", mismatch)
+    by_sweep = killed("report", UNREPORTED_ERROR)
+
+    assert by_scheduler.labels["error_fingerprint"] == by_sweep.labels["error_fingerprint"]
+    assert killed("etl", "ValueError: bad").labels["error_fingerprint"] != by_sweep.labels["error_fingerprint"]
+
+
+def test_the_sweep_waits_while_a_burst_of_failures_goes_on_but_not_past_its_hold() -> None:
+    from types import SimpleNamespace
+
+    from observability.failure_sweep import GRACE, MAX_HOLD, _burst_still_going
+
+    def rows(*ages: timedelta) -> list:
+        return [SimpleNamespace(dttm=NOW - age) for age in ages]
+
+    assert _burst_still_going(rows(timedelta(seconds=9), GRACE / 2), NOW), "one failed a moment ago: more may come"
+    assert not _burst_still_going(rows(timedelta(seconds=9), GRACE * 1.5), NOW), "quiet for GRACE: page them"
+    assert not _burst_still_going(rows(MAX_HOLD * 1.1, GRACE / 2), NOW), "held long enough: page what is ready"
+    assert not _burst_still_going([], NOW)

@@ -123,17 +123,8 @@ def _labels(settings: PluginSettings, name: str, severity: str, event: TaskEvent
 def task_failed(settings: PluginSettings, event: TaskEvent, trace_id: str, cause: str = "") -> Alert:
     """A task failed for good: the try's log link, its redacted error, the DAG's dashboard, trace and runbook.
 
-    `cause`, when given, is what the error fingerprint is taken from instead of the error itself."""
-    found = links.links_for_task(
-        settings,
-        dag_id=event.dag_id,
-        run_id=event.run_id,
-        task_id=event.task_id,
-        try_number=event.try_number,
-        map_index=event.map_index,
-        trace_id=trace_id,
-        runbook=TASK_FAILED,
-    )
+    `cause`, when given, is a fixed text the error fingerprint is taken from instead of the error itself."""
+    found = links.links_for_try(settings, event, trace_id, TASK_FAILED)
     target = f"{event.dag_id}.{event.task_id}" + (f"[{event.map_index}]" if event.map_index >= 0 else "")
     tries = event.max_tries + 1
     try_text = f"try {event.try_number} of {tries}" if tries >= event.try_number > 0 else f"try {event.try_number}"
@@ -145,7 +136,10 @@ def task_failed(settings: PluginSettings, event: TaskEvent, trace_id: str, cause
             SEVERITY[TASK_FAILED],
             event,
             task_id=event.task_id,
-            error_fingerprint=fingerprint(event.error, dag_id=event.dag_id, task_id=event.task_id, run_id=event.run_id),
+            # A fixed cause is fingerprinted as it is: the failing task's ids are not in it to be replaced.
+            error_fingerprint=fingerprint(cause)
+            if cause
+            else fingerprint(event.error, dag_id=event.dag_id, task_id=event.task_id, run_id=event.run_id),
         ),
         annotations={
             "summary": f"Task {target} failed for good ({try_text}).",

@@ -122,16 +122,7 @@ def _without_empty_trace(found: dict[str, str], trace_id: str) -> dict[str, str]
 
 def task_notification(settings: PluginSettings, event: TaskEvent, kind: str, trace_id: str) -> Notification:
     """A task's final failure, as the sinks get it when it is paged directly."""
-    found = links.links_for_task(
-        settings,
-        dag_id=event.dag_id,
-        run_id=event.run_id,
-        task_id=event.task_id,
-        try_number=event.try_number,
-        map_index=event.map_index,
-        trace_id=trace_id,
-        runbook=RUNBOOK_TASK_FAILED,
-    )
+    found = links.links_for_try(settings, event, trace_id, RUNBOOK_TASK_FAILED)
     return Notification(
         id=_notification_id(kind, event.dag_id, event.run_id, event.task_id, event.map_index, event.try_number),
         kind=kind,

@@ -210,3 +210,22 @@ def test_the_state_survives_a_second_import_of_the_module(tmp_path: Path) -> Non
     copy = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(copy)
     assert copy.STATE is trace_provider.STATE and copy.STATE.lock is trace_provider.STATE.lock
+
+
+def test_a_page_becomes_an_event_of_the_failed_trys_span(traces_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from observability.notify import router
+    from observability.paging import page_task_failure
+
+    monkeypatch.setattr(router, "_recent", type(router._recent)())
+    for sink in ("SLACK", "SMTP", "WEBHOOK"):  # no sink, no Alertmanager: the page goes nowhere, and says so
+        monkeypatch.setenv(f"AIRFLOW_OBS_{sink}_CONN_ID", "")
+    settings.cache_clear()
+    failed = task_event("load", state="failed", error="RuntimeError: down")
+    tracing.record_task_event(task_event("load", state="running"))
+
+    page_task_failure(failed)
+    tracing.record_task_event(failed)
+
+    (event,) = [e for e in by_name(traces_file)["load try 1"].events if e.name == "notification"]
+    assert event.attributes["airflow_obs.alert"] == "AirflowTaskFailed"
+    assert event.attributes["airflow_obs.routed_to"] == "nowhere"

@@ -104,8 +104,10 @@ def page(
         started = time.monotonic()
         deadline = started + budget
         if not current.routes_through_alertmanager:
-            outcomes = _direct(current, direct, deadline)
-            return DIRECT if outcomes else NOWHERE
+            if _direct(current, direct, deadline):
+                return DIRECT
+            log.warning("alert %s reaches nobody: no Alertmanager and no Slack, email or webhook is set", alert.key)
+            return NOWHERE
         error = _post_now(current, alert, started + budget * ROUTER_SHARE)
         if error is None:
             log.info("alert %s posted to Alertmanager", alert.key)

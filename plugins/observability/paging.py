@@ -59,29 +59,42 @@ def _remember_direct_page(current: PluginSettings, where: str, dag_id: str, run_
         PagedTries(paged_dir(current)).remember(identity)
 
 
-def page_task_failure(event: TaskEvent) -> str:
-    """Page for a try that failed for good, now; returns where the page went (router.ALERTMANAGER...)."""
-    current = settings()
+def _task_page(current: PluginSettings, event: TaskEvent) -> router.Page:
     trace_id = messages.trace_id_for(event.dag_id, event.run_id)
-    alert = alerts.task_failed(current, event, trace_id, cause=failure_sweep.cause_of(event.error))
 
     def direct(secrets: tuple[str, ...]) -> messages.Notification:
         redacted = TaskEvent(**{**event.__dict__, "error": redact(event.error, secrets)})
         return messages.task_notification(current, redacted, messages.TASK_FAILED, trace_id)
 
-    identity = failure_sweep.identity(event.dag_id, event.run_id, event.task_id, event.map_index, event.try_number)
+    return router.Page(
+        alerts.task_failed(current, event, trace_id, cause=failure_sweep.cause_of(event.error)),
+        failure_sweep.identity(event.dag_id, event.run_id, event.task_id, event.map_index, event.try_number),
+        direct,
+    )
+
+
+def page_task_failures(events: list[TaskEvent]) -> list[str]:
+    """Page for tries that failed for good, now, together; returns where each page went (router.ALERTMANAGER...)."""
+    current = settings()
+    pages = [_task_page(current, event) for event in events]
     started = time.monotonic()
-    where = router.page(current, alert, identity, direct)
-    _remember_direct_page(current, where, event.dag_id, event.run_id, identity)
-    if where != router.DUPLICATE:
-        # A span event while the try's span is still open (the traces sink runs after this one).
-        tracing.add_event(
-            event,
-            "notification",
-            {"airflow_obs.alert": alert.name, "airflow_obs.routed_to": where,
-             "airflow_obs.seconds": round(time.monotonic() - started, 3)},
-        )  # fmt: skip
+    where = router.page(current, pages)
+    seconds = round(time.monotonic() - started, 3)
+    for event, item, went in zip(events, pages, where, strict=True):
+        _remember_direct_page(current, went, event.dag_id, event.run_id, item.identity)
+        if went != router.DUPLICATE:
+            # A span event while the try's span is still open (the traces sink runs after this one).
+            tracing.add_event(
+                event,
+                "notification",
+                {"airflow_obs.alert": item.alert.name, "airflow_obs.routed_to": went, "airflow_obs.seconds": seconds},
+            )
     return where
+
+
+def page_task_failure(event: TaskEvent) -> str:
+    """Page for a try that failed for good, now; returns where the page went (router.ALERTMANAGER...)."""
+    return page_task_failures([event])[0]
 
 
 def _redeliver_in_task_runner() -> None:
@@ -122,7 +135,7 @@ def page_run_failure(event: DagRunEvent) -> str:
     def direct(secrets: tuple[str, ...]) -> messages.Notification:
         return messages.run_failure_notification(current, event, redact(why, secrets), trace_id)
 
-    where = router.page(current, alert, f"run\x1f{event.dag_id}\x1f{event.run_id}", direct)
+    (where,) = router.page(current, [router.Page(alert, f"run\x1f{event.dag_id}\x1f{event.run_id}", direct)])
     _remember_direct_page(current, where, event.dag_id, event.run_id)
     return where
 

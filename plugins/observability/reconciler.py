@@ -194,10 +194,10 @@ def reconcile_now(
         )
     posts = decide(firing or (), facts, current, alerts.now_utc())
     router.update(current, posts)
-    for event in unreported:
-        from observability.paging import page_task_failure  # paging calls this module: imported on use
+    if unreported:
+        from observability.paging import page_task_failures  # paging calls this module: imported on use
 
-        page_task_failure(event)
+        page_task_failures(unreported)  # in one request: one notification for what one cause failed
     return posts
 
 

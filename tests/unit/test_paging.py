@@ -25,7 +25,7 @@ from observability.notify import router
 from observability.notify.fingerprint import fingerprint
 from observability.notify.redaction import REDACTED
 from observability.notify.spool import Spool
-from observability.paging import page_task_failure
+from observability.paging import page_task_failure, page_task_failures
 from observability.settings import settings
 
 from tests.conftest import free_port
@@ -184,7 +184,7 @@ def test_alertmanager_down_pages_the_sinks_directly_and_says_so(
         "webhook": 1,
         "email": 1,
     }
-    assert "Alertmanager did not take alert AirflowTaskFailed" in caplog.text
+    assert "Alertmanager did not take alerts AirflowTaskFailed" in caplog.text
     assert "ConnectionRefusedError" in caplog.text
     assert Spool(settings().spool_path).waiting() == [], "not queued for Alertmanager too: it would page twice"
 
@@ -314,3 +314,19 @@ def test_the_direct_sinks_messages_carry_the_same_try_log_link(
         e["text"]["text"]: e["url"] for b in slack["body"]["blocks"] if b["type"] == "actions" for e in b["elements"]
     }
     assert buttons["Task log"] == log_url
+
+
+def test_tries_paged_together_reach_alertmanager_in_one_request_and_arrive_as_one_notification(
+    am: RunningAlertmanager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_plugin(monkeypatch, am, am.url)
+    dags = [unique_dag() for _ in range(3)]
+    events = [failure(dag, "OSError: worker out of memory") for dag in dags]
+
+    assert page_task_failures(events) == [router.ALERTMANAGER] * 3
+
+    wait_for(lambda: alertmanager_pages(am, dags[0]), 15, "the page", 0.2)
+    time.sleep(3)
+    (page,) = alertmanager_pages(am, dags[0])
+    assert page["body"]["attachments"][0]["title"] == "[FIRING:3] AirflowTaskFailed"
+    assert all(dag in page["body"]["attachments"][0]["text"] for dag in dags)

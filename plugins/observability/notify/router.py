@@ -20,6 +20,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from observability.notify import messages
 from observability.notify.alertmanager import SINK, alertmanager_sink
@@ -79,9 +80,9 @@ def _spool_for_alertmanager(current: PluginSettings, alert: Alert, deadline: flo
     )  # fmt: skip
 
 
-def _post_now(current: PluginSettings, alert: Alert, deadline: float) -> DeliveryError | None:
+def _post_now(current: PluginSettings, alerts: list[Alert], deadline: float) -> DeliveryError | None:
     sink = alertmanager_sink(current.alertmanager_api_url)
-    envelope = new_envelope("post", SINK, {"alerts": [alert.body()]})
+    envelope = new_envelope("post", SINK, {"alerts": [alert.body() for alert in alerts]})
     try:
         send_with_retries(sink.send, envelope, policy=Policy.from_settings(current), deadline=deadline)
     except DeliveryError as error:
@@ -89,44 +90,61 @@ def _post_now(current: PluginSettings, alert: Alert, deadline: float) -> Deliver
     return None
 
 
-def page(
-    current: PluginSettings,
-    alert: Alert,
-    identity: str,
-    direct: Callable[[tuple[str, ...]], messages.Notification],
-    budget_seconds: float | None = None,
-) -> str:
-    """Raise a firing alert once per `identity` in this process; returns where it went (for logs and the trace)."""
+@dataclass(frozen=True)
+class Page:
+    """One firing alert to raise: once per `identity` in this process; `direct` builds it for the sinks."""
+
+    alert: Alert
+    identity: str
+    direct: Callable[[tuple[str, ...]], messages.Notification]
+
+
+def page(current: PluginSettings, pages: list[Page], budget_seconds: float | None = None) -> list[str]:
+    """Raise firing alerts, in one request to Alertmanager (tries one cause failed arrive together, so Alertmanager
+    sends them in one notification); returns where each went (for logs and the trace)."""
+    where = [DUPLICATE if not _first_time(item.identity) else NOWHERE for item in pages]
+    fresh = [item for item, went in zip(pages, where, strict=True) if went != DUPLICATE]
     try:
-        if not _first_time(identity):
-            return DUPLICATE
-        budget = current.notify_timeout_seconds if budget_seconds is None else budget_seconds
-        started = time.monotonic()
-        deadline = started + budget
-        if not current.routes_through_alertmanager:
-            if _direct(current, direct, deadline):
-                return DIRECT
-            log.warning("alert %s reaches nobody: no Alertmanager and no Slack, email or webhook is set", alert.key)
-            return NOWHERE
-        error = _post_now(current, alert, started + budget * ROUTER_SHARE)
-        if error is None:
-            log.info("alert %s posted to Alertmanager", alert.key)
-            return ALERTMANAGER
-        reason = redact(error.reason)
-        if prepare_sinks(current).names:
-            log.warning(
-                "Alertmanager did not take alert %s (%s): paging Slack, email and the webhook directly instead",
-                alert.key,
-                reason,
-            )
-            _direct(current, direct, deadline)
+        if fresh:
+            outcome = _raise(current, fresh, budget_seconds)
+            where = [outcome if went != DUPLICATE else went for went in where]
+    except Exception as error:  # never reach Airflow; the spool and logs say what happened to each message
+        log.error("alerts %s could not be raised: %s", _keys(fresh), type(error).__name__, exc_info=True)
+    return where
+
+
+def _keys(pages: list[Page]) -> str:
+    return ", ".join(item.alert.key for item in pages)
+
+
+def _raise(current: PluginSettings, pages: list[Page], budget_seconds: float | None) -> str:
+    budget = current.notify_timeout_seconds if budget_seconds is None else budget_seconds
+    started = time.monotonic()
+    deadline = started + budget
+    if not current.routes_through_alertmanager:
+        sent = [bool(_direct(current, item.direct, deadline)) for item in pages]
+        if all(sent):
             return DIRECT
-        log.warning("Alertmanager did not take alert %s (%s) and no direct sink is set: spooled", alert.key, reason)
-        _spool_for_alertmanager(current, alert, deadline)
-        return SPOOLED
-    except Exception as error:  # never reach Airflow; the spool and logs above say what happened to the message
-        log.error("alert %s could not be raised: %s", alert.key, type(error).__name__, exc_info=True)
+        log.warning("alerts %s reach nobody: no Alertmanager and no Slack, email or webhook is set", _keys(pages))
         return NOWHERE
+    error = _post_now(current, [item.alert for item in pages], started + budget * ROUTER_SHARE)
+    if error is None:
+        log.info("alerts %s posted to Alertmanager", _keys(pages))
+        return ALERTMANAGER
+    reason = redact(error.reason)
+    if prepare_sinks(current).names:
+        log.warning(
+            "Alertmanager did not take alerts %s (%s): paging Slack, email and the webhook directly instead",
+            _keys(pages),
+            reason,
+        )
+        for item in pages:
+            _direct(current, item.direct, deadline)
+        return DIRECT
+    log.warning("Alertmanager did not take alerts %s (%s) and no direct sink is set: spooled", _keys(pages), reason)
+    for item in pages:
+        _spool_for_alertmanager(current, item.alert, deadline)
+    return SPOOLED
 
 
 def page_directly(

@@ -168,7 +168,14 @@ def fail_for_good_until_cleared(client: StackClient) -> dict[str, Any]:
 
 def clear_to_success(client: StackClient, context: dict[str, Any]) -> None:
     client.api("DELETE", f"/variables/{FAULTS_VARIABLE}", ok=(204, 404))
-    body = {"dry_run": False, "dag_run_id": context["run_id"], "task_ids": [FAILING_TASK], "reset_dag_runs": True}
+    # With its downstream, as the UI's Clear offers: report_findings was upstream_failed and must run again too.
+    body = {
+        "dry_run": False,
+        "dag_run_id": context["run_id"],
+        "task_ids": [FAILING_TASK],
+        "include_downstream": True,
+        "reset_dag_runs": True,
+    }
     client.api("POST", f"/dags/{FAILING_DAG}/clearTaskInstances", body)
     context["cleared_at"] = datetime.now(UTC).isoformat()
     if client.wait_for_run(FAILING_DAG, context["run_id"]) != "success":

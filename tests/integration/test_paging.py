@@ -59,7 +59,9 @@ def pager_alerts(arrival: Arrival) -> list[dict[str, Any]]:
 
 
 def the_pager_page(report: Report) -> Arrival:
-    (page,) = [arrival for arrival in report.firing if arrival.sink == "pager"]
+    """The one pager notification that fired (its webhook record lists one arrival per alert it carries)."""
+    pages = {id(arrival.record): arrival for arrival in report.firing if arrival.sink == "pager"}
+    (page,) = pages.values()
     return page
 
 

@@ -124,6 +124,8 @@ def stack_programs(settings: StackSettings) -> list[Program]:
                 f"--config.file={gen / 'prometheus.yml'}",
                 f"--storage.tsdb.path={settings.home / 'prometheus'}",
                 f"--web.listen-address={LOOPBACK}:{port['prometheus']}",
+                # Each alert's generatorURL (its "source" link) points here (the default is the machine's hostname).
+                f"--web.external-url={settings.url('prometheus')}",
                 "--web.enable-lifecycle",
             ],
         ),

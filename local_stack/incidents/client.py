@@ -60,6 +60,10 @@ class StackClient:
             self._token = body["access_token"]
         return {"Authorization": f"Bearer {self._token}"}
 
+    def signed_in_get(self, url: str) -> tuple[int, Any]:
+        """(status, body) of a page of the stack's Airflow (a runbook, the console) as the signed-in admin."""
+        return self._request("GET", url, headers=self._bearer())
+
     def api(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201, 204)) -> Any:
         """One REST call under /api/v2; a SQLite lock (500) is retried for a bounded time."""
         url = f"{self.settings.url('airflow')}/api/v2{path}"

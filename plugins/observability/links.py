@@ -27,6 +27,9 @@ FRESHNESS_DASHBOARD_UID = "airflow-freshness"
 MONITORING_APP_PREFIX = "/observability"
 MONITORING_PAGE_ROUTE = "/dags/{dag_id}/monitoring"  # FastAPI's route pattern inside the app
 MONITORING_VIEW_HREF = MONITORING_APP_PREFIX + MONITORING_PAGE_ROUTE.replace("{dag_id}", "{DAG_ID}")
+# The runbooks, rendered, in the same app: `<base>/<Alert>.md` as on a code host, the list at `<base>/`.
+RUNBOOK_PAGES_ROUTE = "/runbooks"
+RUNBOOK_PAGES_PATH = MONITORING_APP_PREFIX + RUNBOOK_PAGES_ROUTE
 
 
 def _segment(value: str) -> str:
@@ -82,8 +85,13 @@ def trace_url(settings: PluginSettings, trace_id: str) -> str:
     return quote(url, safe=":/?&=%#,")
 
 
+def runbook_base_url(settings: PluginSettings) -> str:
+    """Where runbooks/<Alert>.md are published: the configured base, else the api-server's runbook pages."""
+    return settings.runbook_base_url or f"{settings.airflow_url}{RUNBOOK_PAGES_PATH}"
+
+
 def runbook_url(settings: PluginSettings, alert_name: str) -> str:
-    return f"{settings.runbook_base_url}/{_segment(alert_name)}.md"
+    return f"{runbook_base_url(settings)}/{_segment(alert_name)}.md"
 
 
 def links_for_task(

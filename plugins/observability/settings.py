@@ -135,11 +135,19 @@ SETTINGS: dict[str, Setting] = {
         _number(0, 300),
         "how often the scheduler resolves recovered alerts and redelivers the spool",
     ),
+    # Empty: the api-server's own runbook pages ({airflow_url}/observability/runbooks), which open wherever Airflow
+    # runs; a team's wiki or repository folder of <Alert>.md pages instead, when set.
     "runbook_base_url": Setting(
         "AIRFLOW_OBS_RUNBOOK_BASE_URL",
-        "https://github.com/airflow-obs/airflow-observability/blob/main/runbooks",
-        _url,
-        "where runbooks/<Alert>.md are published",
+        "",
+        _optional_url,
+        "where runbook links point ('' for the runbook pages the api-server serves)",
+    ),
+    "runbooks_dir": Setting(
+        "AIRFLOW_OBS_RUNBOOKS_DIR",
+        "",
+        _text,
+        "folder of <Alert>.md files the api-server serves (default: the toolkit's runbooks/)",
     ),
     "trace_url_template": Setting(
         "AIRFLOW_OBS_TRACE_URL_TEMPLATE", DEFAULT_TRACE_URL_TEMPLATE, _trace_template, "link to one trace"
@@ -180,6 +188,7 @@ class PluginSettings:
     environment: str
     reconcile_interval_seconds: float
     runbook_base_url: str
+    runbooks_dir: str
     trace_url_template: str
     traces_file: str
     spool_dir: str
@@ -198,6 +207,11 @@ class PluginSettings:
     @property
     def traces_path(self) -> Path:
         return Path(self.traces_file) if self.traces_file else _observability_home() / "traces.jsonl"
+
+    @property
+    def runbooks_path(self) -> Path:
+        # The toolkit's layout: plugins/observability/settings.py, beside the top-level runbooks/ folder.
+        return Path(self.runbooks_dir) if self.runbooks_dir else Path(__file__).resolve().parents[2] / "runbooks"
 
     @property
     def spool_path(self) -> Path:

@@ -9,21 +9,28 @@ allows framing; Grafana needs `allow_embedding`) and in a new browser tab when t
 
 It reads run ids, so it is authorised like the REST API's DAG-run endpoints: the Airflow session cookie the
 browser sends (same origin) or a bearer token, checked by the auth manager for GET on the DAG's runs.
+
+The same app serves the runbooks (pages/runbooks.py) to anyone who may see Airflow's UI. A browser that arrives from
+an alert without a session is sent to Airflow's login page, which brings it back to the page afterwards.
 """
 
 from __future__ import annotations
 
 from html import escape
 
+from airflow.api_fastapi.app import get_auth_manager
+from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
 from airflow.api_fastapi.common.db.common import SessionDep
-from airflow.api_fastapi.core_api.security import DagAccessEntity, requires_access_dag
+from airflow.api_fastapi.core_api.security import DagAccessEntity, requires_access_dag, requires_access_view
 from airflow.models import DagRun
-from fastapi import Depends, FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from observability import links
+from observability.pages.runbooks import INDEX, RunbookNotFound, render_runbook
 from observability.settings import settings
 from observability.trace_context import hex_trace_id, trace_id_of_run
 
@@ -66,6 +73,26 @@ def render_page(dag_id: str, run_id: str | None) -> str:
 def create_app() -> FastAPI:
     # No docs or OpenAPI: the page is for people, and the REST API documents itself elsewhere.
     app = FastAPI(title="airflow-obs monitoring", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def login_first(request: Request, exc: StarletteHTTPException) -> Response:
+        """No session (401) or an expired one: Airflow's login page, back here afterwards. Refusals stay refusals."""
+        if exc.status_code == 401:
+            return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)), status_code=303)
+        return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
+
+    may_see_airflow = [Depends(requires_access_view(AccessView.WEBSITE))]
+
+    @app.get(links.RUNBOOK_PAGES_ROUTE + "/", response_class=HTMLResponse, dependencies=may_see_airflow)
+    def runbook_index() -> HTMLResponse:
+        return HTMLResponse(render_runbook(settings().runbooks_path, INDEX, "./"))
+
+    @app.get(links.RUNBOOK_PAGES_ROUTE + "/{name}.md", response_class=HTMLResponse, dependencies=may_see_airflow)
+    def runbook(name: str) -> HTMLResponse:
+        try:
+            return HTMLResponse(render_runbook(settings().runbooks_path, name, "./"))
+        except RunbookNotFound as missing:
+            raise HTTPException(404, str(missing)) from None
 
     @app.get(
         links.MONITORING_PAGE_ROUTE,

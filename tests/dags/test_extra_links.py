@@ -6,6 +6,7 @@ plugin's page are called through the app, authenticated as the UI would be (simp
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -13,6 +14,8 @@ import pytest
 from observability import links
 from observability.settings import read_settings
 from observability.trace_context import derived_trace_id, hex_trace_id
+
+from tests.conftest import REPO_ROOT
 
 DAG_ID = "obs.links-probe"  # a dot and a dash: ids the UI and Grafana must carry intact
 
@@ -127,8 +130,65 @@ def test_the_monitoring_page_refuses_a_caller_without_an_airflow_session_or_with
     client, tokens = api
     page = f"/observability/dags/{DAG_ID}/monitoring"
 
-    anonymous = client.get(page)
+    anonymous = client.get(page, follow_redirects=False)
     no_role = client.get(page, headers={"Authorization": f"Bearer {tokens[None]}"})
 
-    assert anonymous.status_code == 401
+    assert_sent_to_login(anonymous, page)
     assert no_role.status_code == 403
+
+
+def assert_sent_to_login(response, page: str) -> None:
+    """Airflow's login page, which returns to `page` once signed in."""
+    assert response.status_code == 303, response.text
+    location = urlsplit(response.headers["location"])
+    assert location.path == "/auth/login"
+    assert urlsplit(parse_qs(location.query)["next"][0]).path == page
+
+
+def get_as(api, role: str | None, path: str):
+    client, tokens = api
+    client.cookies.set("_token", tokens[role])
+    try:
+        return client.get(path, follow_redirects=False)
+    finally:
+        client.cookies.clear()
+
+
+RUNBOOKS = links.RUNBOOK_PAGES_PATH
+
+
+def test_every_runbook_is_a_page_of_the_api_server_whose_links_to_other_runbooks_open(api):
+    files = sorted(path.stem for path in (REPO_ROOT / "runbooks").glob("*.md") if path.stem != "README")
+
+    index = get_as(api, "admin", f"{RUNBOOKS}/")
+
+    assert index.status_code == 200, index.text
+    listed = set(re.findall(r'href="([A-Za-z]+)\.md"', index.text))
+    assert listed == set(files), set(files) ^ listed
+    page = get_as(api, "admin", f"{RUNBOOKS}/AirflowTaskFailed.md")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<h1>AirflowTaskFailed</h1>" in page.text and "<h2>Diagnosis</h2>" in page.text
+    assert '<a href="./">Runbooks</a>' in page.text
+    for name in re.findall(r'href="([A-Za-z]+)\.md"', page.text):
+        assert get_as(api, "admin", f"{RUNBOOKS}/{name}.md").status_code == 200, name
+
+
+def test_a_runbook_link_followed_without_a_session_goes_through_airflows_login_and_a_user_without_a_role_is_refused(
+    api,
+):
+    page = f"{RUNBOOKS}/AirflowSchedulerDown.md"
+
+    assert_sent_to_login(api[0].get(page, follow_redirects=False), page)
+    assert get_as(api, None, page).status_code == 403
+
+
+def test_a_runbook_that_does_not_exist_is_a_404_naming_it(api):
+    response = get_as(api, "admin", f"{RUNBOOKS}/NoSuchAlert.md")
+
+    assert response.status_code == 404
+    assert "no runbook 'NoSuchAlert'" in response.text and "runbooks/<AlertName>.md" in response.text
+
+
+@pytest.mark.parametrize("name", ["..%2F..%2Fpyproject", "..%2Fdocs%2Falerting", "README%00", ".hidden", "a.b"])
+def test_a_runbook_name_that_could_leave_the_runbooks_folder_is_a_404(api, name):
+    assert get_as(api, "admin", f"{RUNBOOKS}/{name}.md").status_code == 404

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from urllib.parse import urlsplit
 
 from local_stack.incidents.arrivals import Arrival
+from local_stack.incidents.client import StackClient
 from local_stack.incidents.runner import Report
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import LocalStack, http_json
@@ -30,12 +30,25 @@ def assert_once_per_sink(report: Report, arrivals: list[Arrival]) -> None:
 
 
 def assert_links_work(stack: LocalStack, arrival: Arrival) -> None:
-    """The pager's copy carries the alert's annotations: its runbook exists, its Airflow link is this stack's UI."""
+    """The pager's copy carries the alert's annotations: each link opens on this stack.
+
+    Its runbook is the api-server's rendered page of runbooks/<alert>.md, its Airflow link this stack's UI, and the
+    alert's source (generatorURL) this stack's Prometheus or, for the plugin's alerts, the failed try's log.
+    """
     links = arrival.links
-    runbook = urlsplit(links["runbook_url"]).path.rsplit("/", 1)[-1]
-    assert runbook == f"{arrival.alertname}.md" and (REPO_ROOT / "runbooks" / runbook).is_file()
+    client = StackClient(stack.settings)
+    runbook = links["runbook_url"]
+    assert runbook == f"{stack.url('airflow')}/observability/runbooks/{arrival.alertname}.md", runbook
+    assert (REPO_ROOT / "runbooks" / f"{arrival.alertname}.md").is_file()
+    status, page = client.signed_in_get(runbook)
+    assert status == 200 and f"<h1>{arrival.alertname}</h1>" in page, (runbook, status)
     assert "/d/airflow-" in links["dashboard_url"]
     if "airflow_url" in links:
         assert links["airflow_url"].startswith(stack.url("airflow"))
         status, _ = http_json(links["airflow_url"])
         assert status == 200, links["airflow_url"]
+    for alert in arrival.record["body"]["alerts"]:
+        source = alert["generatorURL"]
+        assert source.startswith((stack.url("prometheus") + "/", stack.url("airflow") + "/")), source
+        status, _ = http_json(source)
+        assert status == 200, source

@@ -443,6 +443,20 @@ def test_the_page_email_is_html_with_every_value_escaped_and_the_links(critical_
     assert links["Silence this group"].startswith(f"{critical_page.webhook['body']['externalURL']}/#/silences/new")
 
 
+def test_the_page_email_has_a_plain_text_part_with_every_link_written_out(critical_page: Page) -> None:
+    annotations = critical_page.alert["annotations"]
+    text = critical_page.email["text"]
+
+    assert text.startswith("[FIRING:1] AirflowDagLastRunFailed")
+    assert "-- FIRING AirflowDagLastRunFailed (critical)" in text
+    assert annotations["summary"] in text
+    assert "<script>alert('x')</script> & more" in text, "plain text is not HTML-escaped"
+    for name, key in (("Runbook", "runbook_url"), ("Airflow", "airflow_url"), ("Dashboard", "dashboard_url")):
+        assert f"{name}: {annotations[key]}\n" in text
+    external = critical_page.webhook["body"]["externalURL"]
+    assert f"Silence this group: {external}/#/silences/new" in text
+
+
 def test_the_pager_gets_alertmanagers_version_4_json_with_labels_and_annotations(critical_page: Page) -> None:
     body = critical_page.webhook["body"]
 

@@ -81,3 +81,11 @@ def test_dashboard_trace_and_runbook_links() -> None:
         '[{"refId":"A","query":"0af7651916cd43dd8448eb211c80319c"}]}'
     )
     assert runbook_url(settings, "AirflowTaskFailed") == "https://docs/rb/AirflowTaskFailed.md"
+
+
+def test_runbook_links_default_to_the_api_servers_runbook_pages_of_the_airflow_url() -> None:
+    settings = read_settings({"AIRFLOW_OBS_AIRFLOW_URL": "https://airflow.example.com/"})
+
+    assert runbook_url(settings, "AirflowTaskFailed") == (
+        "https://airflow.example.com/observability/runbooks/AirflowTaskFailed.md"
+    )

@@ -127,7 +127,8 @@ def airflow_env(settings: StackSettings) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         # Where the toolkit's own links (alerts, notifications) point; one value for every component.
         "AIRFLOW_OBS_AIRFLOW_URL": api_url,
-        "AIRFLOW_OBS_ALERTMANAGER_URL": settings.url("alertmanager"),  # the DAG's Monitoring view lists its alerts
+        "AIRFLOW_OBS_ALERTMANAGER_URL": settings.url("alertmanager"),  # the console lists and silences alerts there
+        "AIRFLOW_OBS_PROMETHEUS_URL": settings.url("prometheus"),  # the console's baselines and scrape health
         # Alertmanager routes the plugin's pages like every other alert.
         "AIRFLOW_OBS_ALERTMANAGER_API_URL": settings.url("alertmanager"),
         "AIRFLOW_OBS_ENVIRONMENT": STACK_ENVIRONMENT,

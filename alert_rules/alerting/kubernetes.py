@@ -94,9 +94,18 @@ def statsd_image() -> tuple[str, str]:
 # --- prometheus-operator ---------------------------------------------------------------------------------------
 
 
+# The deployment's public URLs as the committed files show them: the Helm values' plugin settings and the rules'
+# links name the same (example) hosts, so one search-and-replace makes both a team's own.
+EXAMPLE_URLS = {
+    "AIRFLOW_OBS_AIRFLOW_URL": "https://airflow.example.com",
+    "AIRFLOW_OBS_GRAFANA_URL": "https://grafana.example.com",
+    "AIRFLOW_OBS_ALERTMANAGER_URL": "https://alertmanager.example.com",
+}
+
+
 def rule_groups(environ: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-    """Every rule group of the alert_rules/*.rules.yml files, in file order (committed defaults if None)."""
-    files = render.rule_groups_by_file({} if environ is None else environ)
+    """Every rule group of the alert_rules/*.rules.yml files, in file order (the example URLs if None)."""
+    files = render.rule_groups_by_file(EXAMPLE_URLS if environ is None else environ)
     return [group for groups in files.values() for group in groups]
 
 
@@ -250,9 +259,10 @@ def helm_values_sections() -> list[tuple[str, dict[str, Any]]]:
         ("StatsD as exporters/statsd_mapping.yml expects it (the chart already sets statsd_on, host, port, prefix).",
          {"config": {"metrics": {"statsd_influxdb_enabled": "True", "legacy_names_on": "False"}}}),
         ("The plugin's settings (plugins/observability/settings.py): replace the example URLs and address.",
-         {"env": [_env("AIRFLOW_OBS_AIRFLOW_URL", "https://airflow.example.com"),
-                  _env("AIRFLOW_OBS_GRAFANA_URL", "https://grafana.example.com"),
-                  _env("AIRFLOW_OBS_ALERTMANAGER_URL", "https://alertmanager.example.com"),
+         {"env": [*(_env(name, url) for name, url in EXAMPLE_URLS.items()),
+                  # What the console reads: baselines and scrape health (Prometheus), traces (Tempo's API).
+                  _env("AIRFLOW_OBS_PROMETHEUS_URL", "http://prometheus-operated.monitoring:9090"),
+                  _env("AIRFLOW_OBS_TEMPO_URL", "http://tempo.monitoring:3200"),
                   # Where the plugin posts its pages: Alertmanager's Service, as the pods reach it.
                   _env("AIRFLOW_OBS_ALERTMANAGER_API_URL", "http://alertmanager-operated.monitoring:9093"),
                   # Prometheus's `environment` external label: Alertmanager's inhibitions compare it.

@@ -25,13 +25,13 @@ class TraceLink(BaseOperatorLink):
         return links.trace_url(settings(), hex_trace_id(trace_id))
 
 
-class GrafanaLink(BaseOperatorLink):
-    """The DAG dashboard with the task's dag_id and task_id variables set."""
+class DashboardLink(BaseOperatorLink):
+    """The DAG dashboard with the task's dag_id and task_id variables set (the console's DAG page without Grafana)."""
 
-    name = "Grafana"
+    name = "Dashboard"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
         return links.task_dashboard_url(settings(), ti_key.dag_id, ti_key.task_id)
 
 
-TASK_LINKS = [TraceLink(), GrafanaLink()]
+TASK_LINKS = [TraceLink(), DashboardLink()]

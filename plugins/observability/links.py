@@ -27,6 +27,10 @@ FRESHNESS_DASHBOARD_UID = "airflow-freshness"
 MONITORING_APP_PREFIX = "/observability"
 MONITORING_PAGE_ROUTE = "/dags/{dag_id}/monitoring"  # FastAPI's route pattern inside the app
 MONITORING_VIEW_HREF = MONITORING_APP_PREFIX + MONITORING_PAGE_ROUTE.replace("{dag_id}", "{DAG_ID}")
+# The console's top-level page (also a navigation entry of the UI) and its trace waterfall, in the same app.
+CONSOLE_ROUTE = "/console"
+CONSOLE_VIEW_HREF = MONITORING_APP_PREFIX + CONSOLE_ROUTE
+TRACE_PAGE_ROUTE = "/traces/{trace_id}"
 # The runbooks, rendered, in the same app: `<base>/<Alert>.md` as on a code host, the list at `<base>/`.
 RUNBOOK_PAGES_ROUTE = "/runbooks"
 RUNBOOK_PAGES_PATH = MONITORING_APP_PREFIX + RUNBOOK_PAGES_ROUTE
@@ -54,8 +58,29 @@ def task_log_url(
     return f"{url}?{urlencode({'try_number': try_number})}"
 
 
+def console_url(settings: PluginSettings) -> str:
+    """The console's top-level page: every firing alert, component health, failing and late DAGs."""
+    return f"{settings.airflow_url}{MONITORING_APP_PREFIX}{CONSOLE_ROUTE}"
+
+
+def console_dag_url(settings: PluginSettings, dag_id: str) -> str:
+    """The console's page of one DAG (the page its Monitoring tab shows)."""
+    return f"{settings.airflow_url}{MONITORING_APP_PREFIX}{MONITORING_PAGE_ROUTE.replace('{dag_id}', _segment(dag_id))}"
+
+
+def console_trace_url(settings: PluginSettings, trace_id: str) -> str:
+    return f"{settings.airflow_url}{MONITORING_APP_PREFIX}{TRACE_PAGE_ROUTE.replace('{trace_id}', _segment(trace_id))}"
+
+
 def dashboard_url(settings: PluginSettings, uid: str, **variables: str) -> str:
-    """A Grafana dashboard, with its template variables set (`var-<name>=<value>`)."""
+    """A Grafana dashboard, with its template variables set (`var-<name>=<value>`).
+
+    With no Grafana configured, the console page that shows the same: the DAG's page for the DAG dashboard
+    (variable `dag_id`), else the top-level page.
+    """
+    if not settings.grafana_url:
+        dag_id = variables.get(DAG_DASHBOARD_VARIABLE.removeprefix("var-"))
+        return console_dag_url(settings, dag_id) if dag_id else console_url(settings)
     query = urlencode({f"var-{name}": value for name, value in variables.items()})
     return f"{settings.grafana_url}/d/{_segment(uid)}" + (f"?{query}" if query else "")
 
@@ -70,16 +95,36 @@ def task_dashboard_url(settings: PluginSettings, dag_id: str, task_id: str) -> s
     return dashboard_url(settings, DAG_DASHBOARD_UID, **variables)
 
 
+# The labels that say which alert it is (not the run or the error): what a silence from the console matches.
+SILENCE_LABELS = ("alertname", "dag_id", "task_id", "component", "pool", "queue", "instance")
+
+
+def label_matcher(name: str, value: str) -> str:
+    """`name="value"`, the value escaped so it stays one double-quoted string, as Alertmanager parses it."""
+    return f'{name}="' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _alertmanager_filter(settings: PluginSettings, page: str, matchers: list[str]) -> str:
+    # The UI routes in the fragment; its query is decoded like any query, so encode the matchers whole.
+    return f"{settings.alertmanager_url}/#/{page}?filter={quote('{' + ','.join(matchers) + '}', safe='')}"
+
+
 def alertmanager_alerts_url(settings: PluginSettings, dag_id: str) -> str:
     """Alertmanager's alert list filtered to one DAG's alerts (the `dag_id` label), e.g. `{dag_id="etl"}`."""
-    # A matcher's value is a double-quoted string: escape what would end it early.
-    value = dag_id.replace("\\", "\\\\").replace('"', '\\"')
-    # The UI routes in the fragment; its query is decoded like any query, so encode the matcher whole.
-    matcher = '{dag_id="' + value + '"}'
-    return f"{settings.alertmanager_url}/#/alerts?filter={quote(matcher, safe='')}"
+    return _alertmanager_filter(settings, "alerts", [label_matcher("dag_id", dag_id)])
+
+
+def alertmanager_silence_url(settings: PluginSettings, labels: dict[str, str]) -> str:
+    """Alertmanager's new-silence form, prefilled with the labels that identify the alert."""
+    matchers = [label_matcher(name, labels[name]) for name in SILENCE_LABELS if labels.get(name)]
+    return _alertmanager_filter(settings, "silences/new", matchers)
 
 
 def trace_url(settings: PluginSettings, trace_id: str) -> str:
+    """The trace in the configured viewer (Grafana's Explore on Tempo by default); the console's waterfall when the
+    template needs a Grafana and none is configured."""
+    if not settings.grafana_url and "{grafana_url}" in settings.trace_url_template:
+        return console_trace_url(settings, trace_id)
     # The template may hold JSON (Grafana Explore's `left=`): substitute, then encode only what a URL cannot carry.
     url = settings.trace_url_template.replace("{grafana_url}", settings.grafana_url).replace("{trace_id}", trace_id)
     return quote(url, safe=":/?&=%#,")

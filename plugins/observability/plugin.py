@@ -45,13 +45,15 @@ class ObservabilityPlugin(AirflowPlugin):
     listeners = [listener_hooks]
     fastapi_apps = [
         {
-            "app": LazyASGIApp("observability.views:create_app"),
+            "app": LazyASGIApp("observability.console.app:create_app"),
             "url_prefix": links.MONITORING_APP_PREFIX,
-            "name": "airflow-obs monitoring",
+            "name": "airflow-obs console",
         }
     ]
+    # The console: a DAG page's "Monitoring" tab, and the "On-call" entry of the navigation.
     external_views = [
-        {"name": "Monitoring", "href": links.MONITORING_VIEW_HREF, "destination": "dag", "url_route": "monitoring"}
+        {"name": "Monitoring", "href": links.MONITORING_VIEW_HREF, "destination": "dag", "url_route": "monitoring"},
+        {"name": "On-call", "href": links.CONSOLE_VIEW_HREF, "destination": "nav", "url_route": "oncall"},
     ]
     global_operator_extra_links = TASK_LINKS
 

@@ -111,7 +111,17 @@ SETTINGS: dict[str, Setting] = {
     "airflow_url": Setting(
         "AIRFLOW_OBS_AIRFLOW_URL", "http://127.0.0.1:8080", _url, "Airflow UI base URL in every link"
     ),
-    "grafana_url": Setting("AIRFLOW_OBS_GRAFANA_URL", "http://127.0.0.1:3000", _url, "Grafana base URL in links"),
+    # Empty (no Grafana, as on the embedded stack): dashboard and trace links open the console pages instead.
+    "grafana_url": Setting(
+        "AIRFLOW_OBS_GRAFANA_URL", "", _optional_url, "Grafana base URL in links ('' for the console's pages)"
+    ),
+    # What the console reads: the learned baselines and component health (Prometheus), traces (Tempo).
+    "prometheus_url": Setting(
+        "AIRFLOW_OBS_PROMETHEUS_URL", "", _optional_url, "Prometheus the console reads baselines from ('' for none)"
+    ),
+    "tempo_url": Setting(
+        "AIRFLOW_OBS_TEMPO_URL", "", _optional_url, "Tempo's API the console reads traces from ('' for the JSONL store)"
+    ),
     # The compose stack's Alertmanager port; `make up` moves it (AIRFLOW_OBS_ALERTMANAGER_PORT) and sets this.
     "alertmanager_url": Setting(
         "AIRFLOW_OBS_ALERTMANAGER_URL", "http://127.0.0.1:9093", _url, "Alertmanager base URL in the Monitoring view"
@@ -183,6 +193,8 @@ SETTINGS: dict[str, Setting] = {
 class PluginSettings:
     airflow_url: str
     grafana_url: str
+    prometheus_url: str
+    tempo_url: str
     alertmanager_url: str
     alertmanager_api_url: str
     environment: str

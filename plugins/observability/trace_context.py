@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,6 +67,13 @@ def event_span_id(try_id: int, name: str, time_ns: int) -> int:
 
 def hex_trace_id(value: int) -> str:
     return format(value, "032x")
+
+
+def checked_hex_trace_id(raw: str) -> str:
+    """A trace id from outside (a URL, an API): 32 hex digits, lowercased, or ValueError naming the value."""
+    if not isinstance(raw, str) or not re.fullmatch(r"[0-9a-fA-F]{32}", raw):
+        raise ValueError(f"trace id {raw!r} is not a trace id: expected 32 hex digits")
+    return raw.lower()
 
 
 def hex_span_id(value: int) -> str:

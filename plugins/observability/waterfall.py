@@ -44,7 +44,7 @@ def _bar(span: SpanRecord, origin: int, total: int, width: int) -> str:
     return " " * first + _FULL * (last - first) + " " * (width - last)
 
 
-def _event_line(event: SpanEvent, span: SpanRecord) -> str:
+def event_line(event: SpanEvent, span: SpanRecord) -> str:
     if event.name == "exception":
         kind = event.attributes.get("exception.type", "")
         message = event.attributes.get("exception.message", "")
@@ -54,7 +54,7 @@ def _event_line(event: SpanEvent, span: SpanRecord) -> str:
     return f"• {event.name} +{offset}" + (f" {details}" if details else "")
 
 
-def _order(spans: Sequence[SpanRecord]) -> list[tuple[str, str, SpanRecord]]:
+def tree_order(spans: Sequence[SpanRecord]) -> list[tuple[str, str, SpanRecord]]:
     """(tree prefix for the span's line, prefix for lines under it, span) in depth-first time order."""
     by_id = {span.span_id: span for span in spans}
     children: dict[str | None, list[SpanRecord]] = {}
@@ -85,7 +85,7 @@ def render_waterfall(spans: Sequence[SpanRecord], bar_width: int = BAR_WIDTH) ->
     origin = min(span.start_time_unix_nano for span in spans)
     end = max(span.end_time_unix_nano for span in spans)
     total = max(end - origin, 1)
-    ordered = _order(spans)
+    ordered = tree_order(spans)
     labels = []
     for lead, _, span in ordered:
         label = lead + span.name
@@ -103,5 +103,5 @@ def render_waterfall(spans: Sequence[SpanRecord], bar_width: int = BAR_WIDTH) ->
         bar = _bar(span, origin, total, bar_width)
         status = "" if span.status == "UNSET" else span.status  # an event span has no outcome of its own
         lines.append(f"{label:<{width}}  {status:<6} {format_seconds(span.duration_seconds):>7} |{bar}|")
-        lines.extend(f"{under}     {_event_line(event, span)}" for event in span.events)
+        lines.extend(f"{under}     {event_line(event, span)}" for event in span.events)
     return "\n".join(line.rstrip() for line in lines)

@@ -56,3 +56,18 @@ def run_dag(dagbag, dag_id: str, logical_date=None, **conf):
 
 def task_states(dag_run) -> dict[str, str]:
     return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+
+
+@pytest.fixture
+def plugin_env(monkeypatch: pytest.MonkeyPatch):
+    """Set AIRFLOW_OBS_* variables the plugin reads for one test (its settings are read once, then cached)."""
+    from observability.settings import settings
+
+    def apply(**environ: str) -> None:
+        for name, value in environ.items():
+            monkeypatch.setenv(name, value)
+        settings.cache_clear()
+
+    yield apply
+    monkeypatch.undo()
+    settings.cache_clear()

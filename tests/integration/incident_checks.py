@@ -32,8 +32,9 @@ def assert_once_per_sink(report: Report, arrivals: list[Arrival]) -> None:
 def assert_links_work(stack: LocalStack, arrival: Arrival) -> None:
     """The pager's copy carries the alert's annotations: each link opens on this stack.
 
-    Its runbook is the api-server's rendered page of runbooks/<alert>.md, its Airflow link this stack's UI, and the
-    alert's source (generatorURL) this stack's Prometheus or, for the plugin's alerts, the failed try's log.
+    Its runbook is the api-server's rendered page of runbooks/<alert>.md, its dashboard the console's page, its
+    Airflow link this stack's UI, and the alert's source (generatorURL) this stack's Prometheus or, for the plugin's
+    alerts, the failed try's log.
     """
     links = arrival.links
     client = StackClient(stack.settings)
@@ -42,7 +43,11 @@ def assert_links_work(stack: LocalStack, arrival: Arrival) -> None:
     assert (REPO_ROOT / "runbooks" / f"{arrival.alertname}.md").is_file()
     status, page = client.signed_in_get(runbook)
     assert status == 200 and f"<h1>{arrival.alertname}</h1>" in page, (runbook, status)
-    assert "/d/airflow-" in links["dashboard_url"]
+    # No Grafana on the embedded stack: the dashboard link is the console's page (the DAG's, or the top-level one).
+    dashboard = links["dashboard_url"]
+    assert dashboard.startswith(f"{stack.url('airflow')}/observability/"), dashboard
+    status, page = client.signed_in_get(dashboard)
+    assert status == 200 and ('id="alerts"' in page or 'id="firing"' in page), (dashboard, status)
     if "airflow_url" in links:
         assert links["airflow_url"].startswith(stack.url("airflow"))
         status, _ = http_json(links["airflow_url"])

@@ -393,7 +393,7 @@ def critical_page(alertmanager: RunningAlertmanager) -> Page:
     return Page(page, slack[0]["body"], email[0], webhook[0])
 
 
-def test_a_critical_page_reaches_the_oncall_channel_with_runbook_airflow_grafana_and_silence_buttons(
+def test_a_critical_page_reaches_the_oncall_channel_with_runbook_airflow_dashboard_and_silence_buttons(
     alertmanager: RunningAlertmanager, critical_page: Page
 ) -> None:
     labels, annotations = critical_page.alert["labels"], critical_page.alert["annotations"]
@@ -403,10 +403,10 @@ def test_a_critical_page_reaches_the_oncall_channel_with_runbook_airflow_grafana
     assert attachment["title"] == f"[FIRING:1] AirflowDagLastRunFailed · {labels['dag_id']}"
     assert attachment["color"] == "danger"
     buttons = {action["text"]: action["url"] for action in attachment["actions"] if action["type"] == "button"}
-    assert list(buttons) == ["Runbook", "Airflow", "Grafana", "Silence"]
+    assert list(buttons) == ["Runbook", "Airflow", "Dashboard", "Silence"]
     assert buttons["Runbook"] == annotations["runbook_url"]
     assert buttons["Airflow"] == annotations["airflow_url"]
-    assert buttons["Grafana"] == annotations["dashboard_url"]
+    assert buttons["Dashboard"] == annotations["dashboard_url"]
     prefix = f"{alertmanager.url}/#/silences/new?filter="
     assert buttons["Silence"].startswith(prefix)
     assert unquote(buttons["Silence"][len(prefix) :]) == (
@@ -439,7 +439,7 @@ def test_the_page_email_is_html_with_every_value_escaped_and_the_links(critical_
     links = html_links(html)
     assert links["Runbook"] == annotations["runbook_url"]
     assert links["Airflow"] == annotations["airflow_url"]
-    assert links["Grafana"] == annotations["dashboard_url"]
+    assert links["Dashboard"] == annotations["dashboard_url"]
     assert links["Silence this group"].startswith(f"{critical_page.webhook['body']['externalURL']}/#/silences/new")
 
 
@@ -483,8 +483,8 @@ def test_a_team_warning_without_an_airflow_link_goes_to_the_teams_channel_and_op
     assert attachment["title"] == "[FIRING:1] AirflowPoolSaturated"
     buttons = {action["text"]: action["url"] for action in attachment["actions"]}
     assert buttons["Airflow"] == alertmanager.settings.url("airflow")
-    # No dashboard_url: the Grafana button falls back to the alert's page in Alertmanager, never to nothing.
-    assert buttons["Grafana"].startswith(f"{alertmanager.url}/#/alerts?receiver=slack-ml-alerts")
+    # No dashboard_url: the Dashboard button falls back to the alert's page in Alertmanager, never to nothing.
+    assert buttons["Dashboard"].startswith(f"{alertmanager.url}/#/alerts?receiver=slack-ml-alerts")
     assert all(url.startswith("http") for url in buttons.values())
 
 

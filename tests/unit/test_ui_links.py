@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 from airflow.models.taskinstancekey import TaskInstanceKey
 from observability import links
-from observability.extra_links import GrafanaLink, TraceLink
+from observability.extra_links import DashboardLink, TraceLink
 from observability.plugin import LazyASGIApp, ObservabilityPlugin
 from observability.settings import SettingsError, read_settings
 from observability.trace_context import derived_trace_id, hex_trace_id
@@ -72,24 +72,25 @@ def test_the_grafana_extra_link_opens_the_dag_dashboard_on_the_task(obs_settings
     monkeypatch.setattr("observability.extra_links.settings", lambda: obs_settings)
     key = TaskInstanceKey(dag_id="etl.orders", task_id="group.load", run_id=ODD_RUN_ID)
 
-    url = GrafanaLink().get_link(None, ti_key=key)
+    url = DashboardLink().get_link(None, ti_key=key)
 
     assert parse_qs(urlsplit(url).query) == {"var-dag_id": ["etl.orders"], "var-task_id": ["group.load"]}
 
 
 def test_the_plugin_adds_a_monitoring_tab_to_the_dag_page_served_by_its_own_app() -> None:
-    (view,) = ObservabilityPlugin.external_views
+    view, nav = ObservabilityPlugin.external_views
     (app,) = ObservabilityPlugin.fastapi_apps
 
     assert view["name"] == "Monitoring" and view["destination"] == "dag"
     # The UI substitutes only its own placeholders; the href must be one of the app's routes once it does.
     assert view["href"] == "/observability/dags/{DAG_ID}/monitoring"
     assert view["href"].startswith(app["url_prefix"] + "/")
+    assert nav == {"name": "On-call", "href": "/observability/console", "destination": "nav", "url_route": "oncall"}
     assert not any(app["url_prefix"].startswith(reserved) for reserved in ("/api/v2", "/ui", "/execution", "/auth"))
 
 
 def test_the_monitoring_app_is_built_only_when_first_served() -> None:
-    lazy = LazyASGIApp("observability.views:create_app")
+    lazy = LazyASGIApp("observability.console.app:create_app")
 
     assert lazy._app is None
     routes = [getattr(route, "path", "") for route in lazy.load().routes]
@@ -126,6 +127,8 @@ def test_airflow_registers_the_view_the_app_and_both_task_links_from_the_plugin(
     assert result.returncode == 0, result.stderr[-2000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])
 
-    assert [view for view in found["views"] if view["name"] == "Monitoring"] == ObservabilityPlugin.external_views
+    assert [view for view in found["views"] if view["name"] in ("Monitoring", "On-call")] == (
+        ObservabilityPlugin.external_views
+    )
     assert found["prefixes"].count(links.MONITORING_APP_PREFIX) == 1
-    assert found["links"] == ["Grafana", "Trace"]
+    assert found["links"] == ["Dashboard", "Trace"]

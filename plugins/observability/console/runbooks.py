@@ -14,8 +14,6 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from observability.pages.shell import page
-
 # An alert name as Prometheus allows it, or the index's README: nothing that could walk out of the folder.
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 INDEX = "README"
@@ -38,8 +36,6 @@ def runbook_path(folder: Path, name: str) -> Path:
     return path
 
 
-def render_runbook(folder: Path, name: str, index_href: str) -> str:
-    """The runbook as a whole HTML page, with a way back to the list of runbooks."""
-    body = _markdown().render(runbook_path(folder, name).read_text(encoding="utf-8"))
-    crumbs = (("Runbooks", index_href),) if name != INDEX else ()
-    return page(name if name != INDEX else "Runbooks", body, crumbs=crumbs)
+def render_markdown(folder: Path, name: str) -> str:
+    """The runbook's body as HTML (the console's page template goes around it)."""
+    return _markdown().render(runbook_path(folder, name).read_text(encoding="utf-8"))

@@ -1,0 +1,1 @@
+"""The on-call console: pages the api-server serves inside the Airflow UI."""

@@ -1,1 +1,0 @@
-"""The plugin's pages in the api-server: runbooks rendered from Markdown, behind Airflow's login."""

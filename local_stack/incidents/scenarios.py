@@ -26,7 +26,7 @@ import psutil
 from alerting.thresholds import env_var
 from dag_suite.faults import DEFAULT_SLOW_SECONDS, SLOW_SECONDS_VARIABLE
 
-from local_stack.incidents import task_failures, worker_loss
+from local_stack.incidents import task_failures, warehouse_outage, worker_loss
 from local_stack.incidents.client import IncidentError, StackClient
 from local_stack.settings import REPO_ROOT
 
@@ -360,6 +360,17 @@ SCENARIOS: dict[str, Scenario] = {
             task_failures.fail_for_good_until_cleared,
             task_failures.clear_to_success,
             dag_id=FAILING_DAG,
+        ),
+        Scenario(
+            "warehouse_unavailable",
+            ("AirflowTaskFailed",),
+            f"the warehouse database refuses connections, so {', '.join(warehouse_outage.WAREHOUSE_TASKS)} fail for "
+            "good with one error: one group per route, with their common fingerprint (AIRFLOW_OBS_DB=postgres only)",
+            warehouse_outage.close_the_warehouse,
+            warehouse_outage.reopen_the_warehouse,
+            dag_ids=tuple(warehouse_outage.WAREHOUSE_TASKS),
+            postgres_only=True,
+            minutes=3,
         ),
         Scenario(
             "scheduler_killed",

@@ -71,7 +71,7 @@ def _hanging_run(client: StackClient, dag_id: str, task_id: str) -> str:
     return client.trigger(dag_id, {"demo_fault_task": task_id, **HANG})
 
 
-def _healthy_runs(client: StackClient, dag_ids: list[str]) -> None:
+def healthy_runs(client: StackClient, dag_ids: list[str]) -> None:
     runs = {dag_id: client.trigger(dag_id) for dag_id in dag_ids}
     for dag_id, run_id in runs.items():
         if client.wait_for_run(dag_id, run_id) != "success":
@@ -89,7 +89,7 @@ def mark_running_task_failed(client: StackClient) -> dict[str, Any]:
 
 
 def healthy_failing_dag_run(client: StackClient, _: dict[str, Any]) -> None:
-    _healthy_runs(client, [FAILING_DAG])
+    healthy_runs(client, [FAILING_DAG])
 
 
 # --- task processes killed, in three DAGs at once -------------------------------------------------------------
@@ -110,7 +110,7 @@ def kill_tasks_in_three_dags(client: StackClient) -> dict[str, Any]:
 
 
 def healthy_runs_of_the_three(client: StackClient, _: dict[str, Any]) -> None:
-    _healthy_runs(client, list(KILLED_TASKS))
+    healthy_runs(client, list(KILLED_TASKS))
 
 
 # --- a task whose heartbeat stops -----------------------------------------------------------------------------
@@ -153,7 +153,7 @@ def time_out_a_run(client: StackClient) -> dict[str, Any]:
 
 
 def healthy_timeout_dag_run(client: StackClient, _: dict[str, Any]) -> None:
-    _healthy_runs(client, [TIMEOUT_DAG])
+    healthy_runs(client, [TIMEOUT_DAG])
 
 
 # --- a failure cleared and re-run to success ------------------------------------------------------------------

@@ -42,7 +42,9 @@ test-unit: bootstrap
 test-dags: bootstrap
 	$(PYTEST) tests/dags
 
+# Against real components, the console in a real browser (chromium, installed here only for the tests).
 test-integration: bootstrap
+	@local_stack/bootstrap.sh local_stack/test-packages.txt
 	$(PYTEST) tests/integration
 
 # Fast first: a lint or unit failure stops before the slow integration tests start.

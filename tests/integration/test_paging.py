@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import pytest
 
@@ -24,6 +24,8 @@ from local_stack.incidents.arrivals import Arrival, alertmanager_arrivals
 from local_stack.incidents.client import StackClient
 from local_stack.incidents.runner import Report, run_scenario, wait_until_quiet
 from local_stack.incidents.scenarios import COMPRESSED_THRESHOLDS, SCENARIOS
+from local_stack.secrets import ensure_airflow_passwords
+from tests.integration import browser
 from tests.integration.conftest import LocalStack, http_json, running_stack, wait_for
 from tests.integration.incident_checks import FAST_ALERTMANAGER, assert_links_work, assert_once_per_sink
 
@@ -208,3 +210,65 @@ def test_a_run_over_its_dagrun_timeout_pages_once_for_the_run(stack: LocalStack,
         and arrival.dag_id == task_failures.TIMEOUT_DAG
     ]
     assert task_pages == [], "no task failed: its hung task was skipped"
+
+
+# --- the page's links, followed in a browser ---------------------------------------------------------------------
+def test_an_oncall_engineer_follows_every_link_of_the_page_in_a_browser_and_each_opens_something_real(
+    stack: LocalStack,
+) -> None:
+    """Signed out, from the pager's copy of a firing page: the runbook (through Airflow's login), the console's DAG
+    page and its links out of the UI's frame (task log, silence form), the trace, and the On-call page."""
+    scenario = SCENARIOS["task_fails_for_good"]
+    wait_until_quiet(stack.settings, scenario)
+    report = run_scenario(stack.settings, scenario, fire_timeout=300, recover=False)
+    try:
+        (alert,) = pager_alerts(the_pager_page(report))
+        follow_the_pages_links(stack, alert, report.context["runs"][-1])
+    finally:
+        scenario.recover(StackClient(stack.settings), report.context)
+
+
+def follow_the_pages_links(stack: LocalStack, alert: dict[str, Any], run_id: str) -> None:
+    annotations, dag_id = alert["annotations"], alert["labels"]["dag_id"]
+    airflow = stack.url("airflow")
+    password = ensure_airflow_passwords(stack.settings)["oncall"]
+    with browser.chromium() as chromium:
+        page = browser.new_page(chromium)
+        page.goto(annotations["runbook_url"])
+        assert urlsplit(page.url).path == "/auth/login", "a link followed without a session goes to the login"
+        browser.sign_in_on_the_login_page(page, "oncall", password)  # the read-only account
+        assert page.url == annotations["runbook_url"] and page.inner_text("h1") == "AirflowTaskFailed"
+        browser.screenshot(page, "runbook")
+
+        page.goto(annotations["dashboard_url"])  # no Grafana here: the console's page of the DAG
+        assert page.inner_text("h1") == dag_id
+        firing = page.inner_text("#alerts")
+        assert "AirflowTaskFailed" in firing and alert["labels"]["task_id"] in firing
+        assert run_id in page.inner_text("#runs")
+        assert page.evaluate("Chart.getChart(document.getElementById('durations')) !== undefined"), "no chart"
+        browser.screenshot(page, "dag-console")
+
+        page.goto(annotations["trace_url"])
+        assert page.locator(".waterfall .span").count() >= 2 and "ERROR" in page.inner_text(".waterfall")
+        browser.screenshot(page, "trace")
+
+        # Inside the UI: the DAG's Monitoring tab frames the same page; its task log opens in the whole window.
+        page.goto(f"{airflow}/dags/{dag_id}/plugin/monitoring")
+        browser.framed(page, dag_id).click(f"#alerts a[href='{annotations['log_url']}']")
+        page.wait_for_url(lambda url: urlsplit(url).path == urlsplit(annotations["log_url"]).path)
+        page.goto(f"{airflow}/dags/{dag_id}/plugin/monitoring")
+        browser.framed(page, dag_id).click("#alerts a:has-text('Silence')")
+        page.wait_for_url(lambda url: url.startswith(f"{stack.url('alertmanager')}/#/silences/new?filter="))
+        assert f'dag_id="{dag_id}"' in unquote(page.url)
+
+        page.goto(f"{airflow}/plugin/oncall")
+        on_call = browser.framed(page, "On-call")
+        assert dag_id in on_call.inner_text("#firing") and dag_id in on_call.inner_text("#failing")
+        browser.screenshot(page, "on-call")
+
+        dark = browser.new_page(chromium, dark=True)
+        dark.context.add_cookies(page.context.cookies())
+        dark.goto(annotations["dashboard_url"])
+        background = dark.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(26, 32, 44)", background  # the dark palette of console.css
+        browser.screenshot(dark, "dag-console-dark")

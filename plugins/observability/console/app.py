@@ -58,12 +58,24 @@ def seconds(value: float | None) -> str:
     return "" if value is None else format_seconds(value)
 
 
+def span_of_time(seconds: float) -> str:
+    """Whole units a person reads at a glance: '16s', '3m 20s', '5h 02m', '2d 4h'."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d {whole % 86400 // 3600}h"
+
+
 def ago(moment: datetime | None) -> str:
     """'3m 20s ago' (or 'in 40s' for a future moment); '' for none."""
     if moment is None:
         return ""
     delta = (_now() - moment).total_seconds()
-    return f"{format_seconds(delta)} ago" if delta >= 0 else f"in {format_seconds(-delta)}"
+    return f"{span_of_time(delta)} ago" if delta >= 0 else f"in {span_of_time(-delta)}"
 
 
 def when(moment: datetime) -> str:
@@ -101,7 +113,11 @@ def dag_page(obs: PluginSettings, session: Any, dag_id: str) -> HTMLResponse:
             spans = trace_spans(obs, trace_id)
             rows, trace_error = waterfall_rows(spans), ""
         except (TraceUnavailable, ValueError) as missing:
-            spans, trace_error = [], f"No trace to show: {missing}."
+            spans = []
+            if latest.state in ("queued", "running"):
+                trace_error = f"The run is {latest.state}: its spans are written as its tries end."
+            else:
+                trace_error = f"No trace to show: {missing}."
     oldest_first = list(reversed(runs))
     return _render(
         "dag.html",

@@ -12,7 +12,7 @@ help:
 	@echo "make status  state and health of each component"
 	@echo "make test    lint, fast unit tests, then integration tests against real components"
 	@echo "make incident SCENARIO=<name>  break the running stack on purpose and show the alert arriving (SCENARIO=list)"
-	@echo "make bench   plugin time per task event, exporter scrape cost vs a naive exporter (100k/1M/5M task instances), final failure to first Slack message (through Alertmanager and direct), fault-to-notification time per incident scenario; updates docs/benchmarks.md; tasks/min with 1 and 2 Celery workers (docs/scaling.md)"
+	@echo "make bench   plugin time per task event, exporter scrape cost vs a naive exporter (100k/1M/5M task instances), final failure to first Slack message (through Alertmanager and direct), the console's load time, fault-to-notification time per incident scenario; updates docs/benchmarks.md; tasks/min with 1 and 2 Celery workers (docs/scaling.md)"
 
 bootstrap:
 	@local_stack/bootstrap.sh
@@ -55,5 +55,6 @@ bench: bootstrap
 	$(VENV_BIN)/python -m bench.plugin_bench --write-docs
 	$(VENV_BIN)/python -m bench.exporter_bench --write-docs
 	$(VENV_BIN)/python -m bench.paging_bench --write-docs
+	$(VENV_BIN)/python -m bench.console_bench --write-docs
 	$(VENV_BIN)/python -m bench.incident_bench --write-docs
 	$(VENV_BIN)/python -m bench.scaling_bench --write-docs

@@ -16,6 +16,8 @@ def summary_lines(settings: StackSettings) -> list[str]:
         "",
         "Airflow observability stack (all on loopback)",
         f"  Airflow UI / REST API   {settings.url('airflow')}          health: /api/v2/monitor/health",
+        f"  on-call console         {settings.url('airflow')}/plugin/oncall   (each DAG: its Monitoring tab)",
+        f"  runbooks                {settings.url('airflow')}/observability/runbooks/",
         f"  exporter                {settings.url('exporter')}/metrics",
         f"  Prometheus              {settings.url('prometheus')}          (alerts: /alerts, targets: /targets)",
         f"  Alertmanager            {settings.url('alertmanager')}",

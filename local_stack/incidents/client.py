@@ -29,8 +29,10 @@ class IncidentError(RuntimeError):
 
 
 class StackClient:
-    def __init__(self, settings: StackSettings) -> None:
+    def __init__(self, settings: StackSettings, user: str = "admin") -> None:
+        """Signed in to Airflow as `user`, one of the stack's accounts (`admin`, or the read-only `oncall`)."""
         self.settings = settings
+        self.user = user
         self._token: str | None = None
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -52,16 +54,17 @@ class StackClient:
 
     def _bearer(self) -> dict[str, str]:
         if self._token is None:
-            password = ensure_airflow_passwords(self.settings)["admin"]
+            password = ensure_airflow_passwords(self.settings)[self.user]
             url = self.settings.url("airflow") + "/auth/token"
-            status, body = self._request("POST", url, {"username": "admin", "password": password})
+            status, body = self._request("POST", url, {"username": self.user, "password": password})
             if status != 201:
-                raise IncidentError(f"logging in to Airflow at {url} as admin gave HTTP {status}")
+                raise IncidentError(f"logging in to Airflow at {url} as {self.user} gave HTTP {status}")
             self._token = body["access_token"]
         return {"Authorization": f"Bearer {self._token}"}
 
     def signed_in_get(self, url: str) -> tuple[int, Any]:
-        """(status, body) of a page of the stack's Airflow (a runbook, the console) as the signed-in admin."""
+        """(status, body) of a GET as the signed-in user: a page of the console, a REST resource, or (the token is
+        sent only where asked) another component of the stack."""
         return self._request("GET", url, headers=self._bearer())
 
     def api(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201, 204)) -> Any:

@@ -158,11 +158,13 @@ def run_scenario(
     recover: bool = True,
     show: Callable[[Arrival], None] = lambda arrival: None,
     settle_seconds: float = 0.0,
+    while_firing: Callable[[Report], None] = lambda report: None,
 ) -> Report:
     """Inject, wait for every expected firing notification, optionally recover and wait for the resolved ones.
 
     `settle_seconds` waits that long after the last arrival before reading the captures again, so that a
-    duplicate (which must not come) would be in the report.
+    duplicate (which must not come) would be in the report. `while_firing` runs once the firing notifications are
+    in, before recovery: a look at the incident while it lasts (the console, say).
     """
     if scenario.postgres_only and settings.db != "postgres":
         raise IncidentError(f"scenario {scenario.name} needs a PostgreSQL stack (AIRFLOW_OBS_DB=postgres)")
@@ -177,6 +179,7 @@ def run_scenario(
         _wait_everywhere(settings, started, alerts, "firing", scenario.dags, fire_timeout, show)
         time.sleep(settle_seconds)
         report.firing = _arrived(settings, started, alerts, "firing", scenario.dags)
+        while_firing(report)
     finally:
         if recover:
             recovered_from = report.recovered_at = datetime.now(UTC)

@@ -6,6 +6,8 @@ with no role. A page request sends the token as the UI's session cookie, not as 
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -50,8 +52,8 @@ def api_server(jwt_secret: str) -> Iterator[ApiServer]:
 
 
 def assert_sent_to_login(response: Any, page: str) -> None:
-    """Airflow's login page, which returns to `page` once signed in."""
-    assert response.status_code == 303, response.text
-    location = urlsplit(response.headers["location"])
-    assert location.path == "/auth/login"
-    assert urlsplit(parse_qs(location.query)["next"][0]).path == page
+    """A 401 whose HTML sends a browser to Airflow's login page, which returns to `page` once signed in."""
+    assert response.status_code == 401, response.text
+    login = urlsplit(html.unescape(re.search(r'http-equiv="refresh" content="0; url=([^"]+)"', response.text)[1]))
+    assert login.path == "/auth/login"
+    assert urlsplit(parse_qs(login.query)["next"][0]).path == page

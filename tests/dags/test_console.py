@@ -83,6 +83,15 @@ def alertmanager(tmp_path_factory):
                 },
             },
             {
+                "labels": {
+                    "alertname": "AirflowDagMissedSchedule",
+                    "dag_id": DAG_ID,
+                    "severity": "warning",
+                    "team": 'ops <b>"core"</b>',
+                },
+                "annotations": {"summary": "<script>alert('x')</script> & more"},
+            },
+            {
                 "labels": {"alertname": "AirflowDagRunOverBaseline", "dag_id": DAG_ID, "severity": "warning"},
                 "annotations": {"summary": "Slow run."},
             },
@@ -100,9 +109,20 @@ def alertmanager(tmp_path_factory):
         yield running
 
 
+ODD_RUN = "manual~odd:run+1.2"  # what Airflow's run id pattern allows beyond letters and digits
+
+
 @pytest.fixture(scope="module")
 def server(runs, alertmanager):
-    yield from api_server("console-test-secret-" * 3)
+    for running in api_server("console-test-secret-" * 3):
+        # A queued run older than the two others, with an id whose characters must be encoded in links.
+        created = running.client.post(
+            f"/api/v2/dags/{DAG_ID}/dagRuns",
+            json={"dag_run_id": ODD_RUN, "logical_date": "2026-02-01T00:00:00Z", "run_after": "2026-02-01T00:00:00Z"},
+            headers={"Authorization": f"Bearer {running.tokens['admin']}"},
+        )
+        assert created.status_code == 200, created.text
+        yield running
 
 
 @pytest.fixture
@@ -146,8 +166,9 @@ def test_a_dags_page_charts_its_recent_runs_and_counts_the_failed_task_with_a_li
     page = unescaped(dag_page(server).text)
 
     chart = json.loads(re.search(r'<script type="application/json" id="durations-data">(.*?)</script>', page).group(1))
-    assert chart["labels"] == [runs["ok"].run_id, runs["failed"].run_id]  # oldest first
-    assert chart["states"] == ["success", "failed"] and all(s >= 0 for s in chart["seconds"])
+    assert chart["labels"] == [ODD_RUN, runs["ok"].run_id, runs["failed"].run_id]  # oldest first
+    assert chart["states"] == ["queued", "success", "failed"]
+    assert chart["seconds"][0] is None and all(s >= 0 for s in chart["seconds"][1:])  # a queued run has not started
     assert chart["baseline"] is None and "no Prometheus configured (AIRFLOW_OBS_PROMETHEUS_URL)" in page
     assert '<script src="/observability/static/chart.umd.min.js"></script>' in page
     settings = read_settings({})
@@ -197,6 +218,28 @@ def test_the_top_level_page_groups_firing_alerts_by_team_and_lists_the_failing_d
     assert "load try 1" in failing
     components = page.split('id="components"')[1].split("</section>")[0]
     assert "metadatabase" in components and "scheduler" in components
+
+
+def test_text_from_alertmanager_and_ids_with_odd_characters_render_escaped(server, console_env):
+    page = dag_page(server).text
+    top = server.page(links.CONSOLE_VIEW_HREF).text
+
+    for html in (page, top):
+        assert "<script>alert" not in html and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; more" in html
+    assert "<b>" not in top and "ops &lt;b&gt;&#34;core&#34;&lt;/b&gt;" in top
+    assert f'href="{links.dag_run_url(read_settings({}), DAG_ID, ODD_RUN)}"' in page
+    assert "/runs/manual~odd%3Arun%2B1.2" in page
+
+
+def test_a_trace_store_that_cannot_be_read_leaves_the_rest_of_the_dags_page_working(server, console_env):
+    console_env(AIRFLOW_OBS_TEMPO_URL="http://127.0.0.1:9")
+
+    response = dag_page(server)
+
+    assert response.status_code == 200
+    trace = response.text.split('id="trace"')[1]
+    assert "No trace to show: cannot reach Tempo at http://127.0.0.1:9/api/traces/" in trace
+    assert "AirflowTaskFailed" in response.text.split('id="alerts"')[1] and 'id="durations"' in response.text
 
 
 def test_every_page_still_opens_when_alertmanager_cannot_be_reached(server, console_env):

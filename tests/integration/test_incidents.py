@@ -15,14 +15,24 @@ from collections.abc import Iterator
 import pytest
 
 from local_stack.incidents.arrivals import alertmanager_arrivals
+from local_stack.incidents.client import StackClient
 from local_stack.incidents.runner import Report, run_scenario, wait_until_quiet
-from local_stack.incidents.scenarios import COMPRESSED_THRESHOLDS, MANY_DAGS, SCENARIOS, cleanup_paths
+from local_stack.incidents.scenarios import (
+    BASELINE_DAG,
+    COMPRESSED_THRESHOLDS,
+    MANY_DAGS,
+    SCENARIOS,
+    STALE_DAG,
+    cleanup_paths,
+)
+from tests.integration import browser, console_checks, link_checks
 from tests.integration.conftest import LocalStack, running_stack
 from tests.integration.incident_checks import FAST_ALERTMANAGER, assert_links_work, assert_once_per_sink
 
 pytestmark = pytest.mark.integration
 
 SETTLE_SECONDS = 8.0  # after the expected messages: time for a duplicate to show up, if one were coming
+HEALTHY_DAG = BASELINE_DAG  # quick, fails nowhere
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +45,17 @@ def stack() -> Iterator[LocalStack]:
             path.unlink(missing_ok=True)
 
 
-def run(stack: LocalStack, name: str, fire_timeout: float = 240, **changes) -> Report:
+def run(stack: LocalStack, name: str, fire_timeout: float = 240, while_firing=lambda report: None, **changes) -> Report:
     scenario = dataclasses.replace(SCENARIOS[name], **changes)
     wait_until_quiet(stack.settings, scenario)
     time.sleep(SETTLE_SECONDS)  # their resolved messages, if any were in flight, land before the scenario starts
     return run_scenario(
-        stack.settings, scenario, fire_timeout=fire_timeout, resolve_timeout=300, settle_seconds=SETTLE_SECONDS
+        stack.settings,
+        scenario,
+        fire_timeout=fire_timeout,
+        resolve_timeout=300,
+        settle_seconds=SETTLE_SECONDS,
+        while_firing=while_firing,
     )
 
 
@@ -119,7 +134,10 @@ def test_a_run_far_over_its_learned_baseline_warns_once_while_running_and_resolv
 
 
 def test_a_dag_kept_from_its_schedule_warns_once_and_resolves_when_its_runs_resume(stack: LocalStack) -> None:
-    report = run(stack, "missed_schedule", fire_timeout=420)
+    shown: dict = {}
+    report = run(
+        stack, "missed_schedule", fire_timeout=420, while_firing=lambda _: shown.update(late_in_console(stack))
+    )
 
     assert report.expected_sinks == {"AirflowDagMissedSchedule": {"slack"}}
     assert_once_per_sink(report, report.firing)
@@ -127,3 +145,42 @@ def test_a_dag_kept_from_its_schedule_warns_once_and_resolves_when_its_runs_resu
     assert report.firing[0].dag_id == "monitoring_stack_health"
     # Not before the run it keeps from being created was due.
     assert report.firing[0].received_at.timestamp() > report.context["due_at"]
+    # While it fired, the console showed the DAG late, as Alertmanager and the DB had it.
+    assert "AirflowDagMissedSchedule" in shown["alerts"] and shown["overdue"] != "not overdue"
+    assert STALE_DAG in shown["late"] and shown["late_alert"] == "AirflowDagMissedSchedule firing"
+
+
+def late_in_console(stack: LocalStack) -> dict:
+    """The late DAG's console page and the On-call page, in a browser, while its alert fires."""
+    with browser.chromium() as chromium:
+        page = console_checks.signed_in_page(chromium, stack)
+        assert console_checks.next_run_is_overdue(stack, STALE_DAG)
+        shown = console_checks.dag_console_agrees_with_its_sources(page, stack, STALE_DAG, "late-dag")
+        page.goto(f"{stack.url('airflow')}/plugin/oncall")
+        on_call = browser.framed(page, "On-call")
+        shown["late"] = console_checks.rows(on_call, "#late tr[data-dag-id]", "dagId")
+        shown["late_alert"] = on_call.inner_text(f"#late tr[data-dag-id='{STALE_DAG}'] td:last-child")
+        browser.screenshot(page, "on-call-late")
+    return shown
+
+
+def test_a_healthy_dags_console_shows_its_runs_and_nothing_firing(stack: LocalStack) -> None:
+    client = StackClient(stack.settings)
+    run_id = client.trigger(HEALTHY_DAG)
+    assert client.wait_for_run(HEALTHY_DAG, run_id) == "success"
+
+    with browser.chromium() as chromium:
+        page = console_checks.signed_in_page(chromium, stack)
+        shown = console_checks.dag_console_agrees_with_its_sources(page, stack, HEALTHY_DAG, "healthy-dag")
+
+    assert shown["alerts"] == set() and shown["overdue"] == "not overdue"
+    assert shown["runs"][0] == run_id
+
+
+def test_every_url_in_every_captured_message_opens_for_the_oncall_account(stack: LocalStack) -> None:
+    """After the scenarios above (run alone, after what a fresh stack sends): no dead link, no Grafana link."""
+    urls = link_checks.captured_urls(stack.settings)
+
+    assert any("/observability/runbooks/" in url for url in urls), link_checks.dump(urls)
+    assert link_checks.failures(stack.settings, urls) == []
+    assert not any("/d/airflow-" in url or "/explore?" in url for url in urls), "no Grafana on this stack"

@@ -25,7 +25,7 @@ from local_stack.incidents.client import StackClient
 from local_stack.incidents.runner import Report, run_scenario, wait_until_quiet
 from local_stack.incidents.scenarios import COMPRESSED_THRESHOLDS, SCENARIOS
 from local_stack.secrets import ensure_airflow_passwords
-from tests.integration import browser
+from tests.integration import browser, console_checks, link_checks
 from tests.integration.conftest import LocalStack, http_json, running_stack, wait_for
 from tests.integration.incident_checks import FAST_ALERTMANAGER, assert_links_work, assert_once_per_sink
 
@@ -234,19 +234,17 @@ def follow_the_pages_links(stack: LocalStack, alert: dict[str, Any], run_id: str
     password = ensure_airflow_passwords(stack.settings)["oncall"]
     with browser.chromium() as chromium:
         page = browser.new_page(chromium)
-        page.goto(annotations["runbook_url"])
-        assert urlsplit(page.url).path == "/auth/login", "a link followed without a session goes to the login"
+        assert page.goto(annotations["runbook_url"]).status == 401
+        page.wait_for_url(lambda url: urlsplit(url).path == "/auth/login")  # the 401 page sends the browser on
         browser.sign_in_on_the_login_page(page, "oncall", password)  # the read-only account
         assert page.url == annotations["runbook_url"] and page.inner_text("h1") == "AirflowTaskFailed"
         browser.screenshot(page, "runbook")
 
-        page.goto(annotations["dashboard_url"])  # no Grafana here: the console's page of the DAG
-        assert page.inner_text("h1") == dag_id
-        firing = page.inner_text("#alerts")
-        assert "AirflowTaskFailed" in firing and alert["labels"]["task_id"] in firing
-        assert run_id in page.inner_text("#runs")
-        assert page.evaluate("Chart.getChart(document.getElementById('durations')) !== undefined"), "no chart"
-        browser.screenshot(page, "dag-console")
+        # No Grafana here: the dashboard link is the console's page of the DAG, which agrees with its sources.
+        assert annotations["dashboard_url"] == f"{airflow}/observability/dags/{dag_id}/monitoring"
+        shown = console_checks.dag_console_agrees_with_its_sources(page, stack, dag_id, "failing-dag")
+        assert "AirflowTaskFailed" in shown["alerts"] and run_id in shown["runs"]
+        assert alert["labels"]["task_id"] in page.inner_text("#alerts") and run_id in page.inner_text("#trace")
 
         page.goto(annotations["trace_url"])
         assert page.locator(".waterfall .span").count() >= 2 and "ERROR" in page.inner_text(".waterfall")
@@ -271,4 +269,12 @@ def follow_the_pages_links(stack: LocalStack, alert: dict[str, Any], run_id: str
         dark.goto(annotations["dashboard_url"])
         background = dark.evaluate("getComputedStyle(document.body).backgroundColor")
         assert background == "rgb(26, 32, 44)", background  # the dark palette of console.css
-        browser.screenshot(dark, "dag-console-dark")
+        browser.screenshot(dark, "failing-dag-dark")
+
+
+def test_every_url_in_every_captured_message_opens_for_the_oncall_account(stack: LocalStack) -> None:
+    """After the paging scenarios above (run alone, after what a fresh stack sends): no dead link."""
+    urls = link_checks.captured_urls(stack.settings)
+
+    assert link_checks.console_links(urls, stack.settings), link_checks.dump(urls)
+    assert link_checks.failures(stack.settings, urls) == []

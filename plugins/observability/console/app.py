@@ -25,7 +25,7 @@ from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag, requires_access_view
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -43,6 +43,7 @@ from observability.waterfall import format_seconds
 
 HERE = Path(__file__).parent
 STATIC_ROUTE = "/static"
+STATIC_PATH = links.MONITORING_APP_PREFIX + STATIC_ROUTE
 MISSED_SCHEDULE_ALERT = "AirflowDagMissedSchedule"
 
 _templates = Environment(
@@ -84,7 +85,7 @@ def when(moment: datetime) -> str:
 
 def _render(name: str, **values: Any) -> HTMLResponse:
     page = _templates.get_template(name).render(
-        static=links.MONITORING_APP_PREFIX + STATIC_ROUTE, ago=ago, seconds=seconds, when=when, **values
+        static=STATIC_PATH, ago=ago, seconds=seconds, span=span_of_time, when=when, **values
     )
     return HTMLResponse(page)
 
@@ -106,14 +107,13 @@ def dag_page(obs: PluginSettings, session: Any, dag_id: str) -> HTMLResponse:
     except prometheus.PrometheusUnavailable as missing:
         baseline, baseline_missing = None, f"No baseline to compare with: {missing}."
     latest = runs[0] if runs else None
-    rows, trace_error, trace_id = [], "No run yet, so no trace.", ""
+    spans, rows, trace_error, trace_id = [], [], "No run yet, so no trace.", ""
     if latest is not None:
         trace_id = hex_trace_id(trace_id_of_run(dag_id, latest.run_id))
         try:
             spans = trace_spans(obs, trace_id)
             rows, trace_error = waterfall_rows(spans), ""
         except (TraceUnavailable, ValueError) as missing:
-            spans = []
             if latest.state in ("queued", "running"):
                 trace_error = f"The run is {latest.state}: its spans are written as its tries end."
             else:
@@ -140,7 +140,7 @@ def dag_page(obs: PluginSettings, session: Any, dag_id: str) -> HTMLResponse:
         },
         rows=rows,
         trace_error=trace_error,
-        trace_total=total_duration(spans) if rows else "",
+        trace_total=total_duration(spans),
         trace_link=links.trace_url(obs, trace_id) if trace_id and obs.grafana_url else "",
         airflow_dag_url=links.dag_url(obs, dag_id),
         grafana_url=links.dag_dashboard_url(obs, dag_id) if obs.grafana_url else "",
@@ -191,9 +191,12 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def login_first(request: Request, exc: StarletteHTTPException) -> Response:
-        """No session (401) or an expired one: Airflow's login page, back here afterwards. Refusals stay refusals."""
+        """No session, or an expired one: a 401 whose page sends a browser on to Airflow's login, which comes back
+        here afterwards (a script or a probe sees the 401). Refusals and errors stay what they are."""
         if exc.status_code == 401:
-            return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)), status_code=303)
+            login = get_auth_manager().get_url_login(next_url=str(request.url))
+            page = _templates.get_template("sign_in.html").render(login=login, static=STATIC_PATH, title="Sign in")
+            return HTMLResponse(page, status_code=401, headers={"WWW-Authenticate": "Bearer"})
         return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
 
     may_see_airflow = [Depends(requires_access_view(AccessView.WEBSITE))]

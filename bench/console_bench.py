@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 import urllib.request
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from urllib.parse import urlsplit
 
 from bench.docs_section import DOCS, write_section
 from bench.private_stack import private_stack
+from bench.stats import latency_summary
 from local_stack.incidents.client import IncidentError, StackClient
 from local_stack.incidents.task_failures import FAILING_DAG, FAILING_TASK
 from local_stack.secrets import ensure_airflow_passwords
@@ -74,15 +74,6 @@ def browser_seconds(urls: dict[str, str], token: str, loads: int) -> dict[str, l
     return found
 
 
-def summary(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "n": len(ordered),
-        "p50": statistics.median(ordered),
-        "p95": ordered[max(0, round(0.95 * len(ordered)) - 1)],
-    }
-
-
 def run(loads: int) -> dict:
     with private_stack("airflow-obs-console-bench-", {}) as (settings, _):
         client = StackClient(settings)
@@ -100,8 +91,8 @@ def run(loads: int) -> dict:
         loaded = browser_seconds(urls, token, loads)
     return {
         "cold": cold,
-        "served": {name: summary(samples) for name, samples in served.items()},
-        "loaded": {name: summary(samples) for name, samples in loaded.items()},
+        "served": {name: latency_summary(samples) for name, samples in served.items()},
+        "loaded": {name: latency_summary(samples) for name, samples in loaded.items()},
     }
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import math
 import os
 import re
 import socket
@@ -25,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.docs_section import DOCS, markers, write_section
+from bench.stats import nearest_rank
 from bench.synthetic_history import load_synthetic_history
 from local_stack.processes import stop_process
 
@@ -71,12 +71,6 @@ class SizeResult:
     dag_runs: int
     load_seconds: float
     variants: dict[str, Measurement]
-
-
-def nearest_rank(values: list[float], quantile: float) -> float:
-    """The nearest-rank percentile: the smallest value with at least `quantile` of the values at or below it."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(quantile * len(ordered)) - 1)]
 
 
 def _free_port() -> int:

@@ -19,7 +19,6 @@ import argparse
 import json
 import random
 import re
-import statistics
 import string
 import textwrap
 import time
@@ -30,6 +29,7 @@ from urllib.parse import quote
 
 from bench.docs_section import DOCS, write_section
 from bench.private_stack import private_stack
+from bench.stats import latency_summary
 from local_stack.captures.recorder import read_records
 from local_stack.incidents.client import IncidentError, StackClient
 from local_stack.settings import REPO_ROOT, StackSettings
@@ -121,16 +121,6 @@ def fail_and_time(settings: StackSettings, client: StackClient, count: int) -> l
     return latencies
 
 
-def summary(latencies: list[float]) -> dict[str, float]:
-    ordered = sorted(latencies)
-    return {
-        "n": len(ordered),
-        "p50": statistics.median(ordered),
-        "p95": ordered[max(0, round(0.95 * len(ordered)) - 1)],
-        "max": ordered[-1],
-    }
-
-
 def run(failures: int) -> dict[str, dict[str, float]]:
     with private_stack("airflow-obs-paging-bench-", {}) as (settings, _), bench_dag():
         client = StackClient(settings)
@@ -141,7 +131,10 @@ def run(failures: int) -> dict[str, dict[str, float]]:
             direct = fail_and_time(settings, client, failures)
         finally:
             client.start_program("alertmanager")
-    return {"through Alertmanager": summary(routed), "Alertmanager down: direct to the sinks": summary(direct)}
+    return {
+        "through Alertmanager": latency_summary(routed),
+        "Alertmanager down: direct to the sinks": latency_summary(direct),
+    }
 
 
 def render(results: dict[str, dict[str, float]]) -> str:

@@ -13,7 +13,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
-from bench.exporter_bench import END_MARKER, START_MARKER, nearest_rank, write_docs
+from bench.exporter_bench import END_MARKER, START_MARKER, write_docs
+from bench.stats import nearest_rank
 from bench.synthetic_history import TASKS, load_synthetic_history
 from local_stack.programs import POSTGRES_BIN
 

@@ -168,7 +168,12 @@ def airflow_alerts(t: dict[str, str]) -> list[Alert]:
         ),
         Alert(
             name="AirflowTaskFailingRepeatedly",
-            expr=_with_owner(f"{failures} >= {t['task_failures_count']}"),
+            # Not once the DAG's latest run succeeded: a recovered DAG must not page for failures still in the
+            # window (a DAG the exporter no longer knows, with no such series, still warns).
+            expr=_with_owner(
+                f"{failures} >= {t['task_failures_count']}\n"
+                "unless on (dag_id) (max by (dag_id) (airflow_dag_last_run_failed) == 0)"
+            ),
             severity="warning",
             about_dag=True,
             summary="Task {{ $labels.dag_id }}.{{ $labels.task_id }} failed {{ $value }} times in "
@@ -176,7 +181,8 @@ def airflow_alerts(t: dict[str, str]) -> list[Alert]:
             + ".",
             description=(
                 "{{ $labels.dag_id }}.{{ $labels.task_id }} ended failed {{ $value }} times in the last "
-                f"{t['task_failures_window']} (threshold {t['task_failures_count']}): not a one-off."
+                f"{t['task_failures_window']} (threshold {t['task_failures_count']}): not a one-off. It stops once a "
+                "run of the DAG succeeds."
             ),
             dashboard=DAG,
         ),

@@ -159,6 +159,38 @@ def test_a_task_alert_mutes_the_same_tasks_repeated_failures_alert_not_another_t
     assert wait_for(statuses, 10, "the inhibition", 0.2) == {"load": True, "extract": False}
 
 
+def test_the_recovery_marker_mutes_the_dags_repeated_failures_alerts_while_prometheus_catches_up(
+    alertmanager: RunningAlertmanager,
+) -> None:
+    environment, dag, other_dag = unique("env"), unique("etl"), unique("ml")
+    repeated = [
+        {
+            "labels": {
+                "alertname": "AirflowTaskFailingRepeatedly",
+                "dag_id": dag_id,
+                "task_id": task,
+                "severity": "warning",
+                "environment": environment,
+            }
+        }
+        for dag_id, task in ((dag, "load"), (dag, "extract"), (other_dag, "load"))
+    ]
+    alertmanager.post(plugin_alert("AirflowDagRecovered", dag, environment), *repeated)
+
+    def statuses() -> dict[tuple[str, str], bool] | None:
+        found = {
+            (a["labels"]["dag_id"], a["labels"]["task_id"]): bool(a["status"]["inhibitedBy"])
+            for a in alertmanager.alerts(f'environment="{environment}"', 'alertname="AirflowTaskFailingRepeatedly"')
+        }
+        return found if found.get((dag, "load")) else None
+
+    assert wait_for(statuses, 10, "the inhibition", 0.2) == {
+        (dag, "load"): True,
+        (dag, "extract"): True,
+        (other_dag, "load"): False,
+    }
+
+
 def test_the_recovery_marker_notifies_nobody(alertmanager: RunningAlertmanager) -> None:
     environment, dag = unique("env"), unique("etl")
     alertmanager.post(plugin_alert("AirflowDagRecovered", dag, environment))

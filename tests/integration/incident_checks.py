@@ -29,6 +29,32 @@ def assert_once_per_sink(report: Report, arrivals: list[Arrival]) -> None:
     assert {key: counts[key] for key in expected} == expected, counts
 
 
+def assert_group_resolved_once_per_sink(report: Report) -> None:
+    """For a group of alerts that resolve one by one (each DAG's healthy run ends in its own time): per sink, one
+    notification says the whole group resolved, and the pager heard of each alert's resolution once.
+
+    Before that, Alertmanager updates the group as each alert resolves (send_resolved): Slack's and email's titles
+    still say FIRING then, and the pager's JSON marks the alerts resolved so far.
+    """
+    final = {(a.alertname, a.sink, id(a.record)) for a in report.resolved if _group_status(a) == "resolved"}
+    counts = Counter((alertname, sink) for alertname, sink, _ in final)
+    expected = {(name, sink): 1 for name, sinks in report.expected_sinks.items() for sink in sinks}
+    assert {key: counts[key] for key in expected} == expected, counts
+    resolutions = Counter(
+        tuple(sorted(alert["labels"].items()))
+        for record in {id(a.record): a.record for a in report.resolved if a.sink == "pager"}.values()
+        for alert in record["body"]["alerts"]
+        if alert["status"] == "resolved"
+    )
+    assert resolutions and set(resolutions.values()) == {1}, resolutions
+
+
+def _group_status(arrival: Arrival) -> str:
+    """The notification's own status: a webhook's group status, else the status its title shows."""
+    body = arrival.record.get("body")
+    return body["status"] if isinstance(body, dict) and "groupKey" in body else arrival.status
+
+
 def assert_links_work(stack: LocalStack, arrival: Arrival) -> None:
     """The pager's copy carries the alert's annotations: each link opens on this stack.
 

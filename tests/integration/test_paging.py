@@ -27,7 +27,12 @@ from local_stack.incidents.scenarios import COMPRESSED_THRESHOLDS, SCENARIOS
 from local_stack.secrets import ensure_airflow_passwords
 from tests.integration import browser, console_checks, link_checks
 from tests.integration.conftest import LocalStack, http_json, running_stack, wait_for
-from tests.integration.incident_checks import FAST_ALERTMANAGER, assert_links_work, assert_once_per_sink
+from tests.integration.incident_checks import (
+    FAST_ALERTMANAGER,
+    assert_group_resolved_once_per_sink,
+    assert_links_work,
+    assert_once_per_sink,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -92,7 +97,7 @@ def test_tasks_killed_in_three_dags_page_once_per_route_for_their_last_try_and_n
     report = run(stack, "tasks_killed")
 
     assert_once_per_sink(report, report.firing)
-    assert_once_per_sink(report, report.resolved)
+    assert_group_resolved_once_per_sink(report)
     page = the_pager_page(report)
     alerts = pager_alerts(page)
     assert sorted(alert["labels"]["dag_id"] for alert in alerts) == sorted(task_failures.KILLED_TASKS)

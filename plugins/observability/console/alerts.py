@@ -13,10 +13,13 @@ from typing import Any
 
 from observability import links
 from observability.notify.alertmanager import AlertmanagerAPI, describe
+from observability.notify.alerts import DAG_RECOVERED
 from observability.settings import PluginSettings
 
 READ_TIMEOUT_SECONDS = 2.0
 NO_TEAM = "no team"
+# Always firing or routed to nobody, and never a problem: the pipeline's heartbeat and the recovery marker.
+NOT_PROBLEMS = frozenset({"Watchdog", DAG_RECOVERED})
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,9 @@ def read_alerts(settings: PluginSettings, matchers: list[str] | None = None) -> 
         found = api.alerts(matchers or [], READ_TIMEOUT_SECONDS)
     except Exception as error:  # the page says what went wrong instead of failing
         return AlertsView(error=f"Alertmanager at {api.base_url} could not be read: {describe(error, api.secrets)}")
-    alerts = [shown(settings, alert) for alert in found if (alert.get("labels") or {}).get("alertname") != "Watchdog"]
+    alerts = [
+        shown(settings, alert) for alert in found if (alert.get("labels") or {}).get("alertname") not in NOT_PROBLEMS
+    ]
     alerts.sort(key=lambda alert: alert.since.timestamp() if alert.since else 0.0, reverse=True)
     return AlertsView(alerts)
 

@@ -30,10 +30,16 @@ class Report:
     expected_sinks: dict[str, set[str]] = field(default_factory=dict)  # alertname -> sinks its route names
     recovered_at: datetime | None = None  # when recovery began
     context: dict = field(default_factory=dict)  # what inject() returned (runs, Alertmanager's view...)
+    started_at: datetime | None = None  # when inject() began (it may wait for what it caused, such as a failed run)
 
     def first_notification_seconds(self) -> float | None:
         times = [arrival.received_at for arrival in self.firing]
         return (min(times) - self.injected_at).total_seconds() if times else None
+
+    def seconds_from_start(self) -> float | None:
+        """From the start of the fault (inject's first step) to the first notification."""
+        times = [arrival.received_at for arrival in self.firing]
+        return (min(times) - self.started_at).total_seconds() if times and self.started_at else None
 
 
 def _alert_labels(settings: StackSettings, alertname: str) -> dict[str, str]:
@@ -174,7 +180,7 @@ def run_scenario(
     alerts = {name: expected_sinks(settings, _alert_labels(settings, name)) for name in scenario.alerts}
     started = datetime.now(UTC)
     context = scenario.inject(client)
-    report = Report(scenario.name, datetime.now(UTC), expected_sinks=alerts, context=context)
+    report = Report(scenario.name, datetime.now(UTC), expected_sinks=alerts, context=context, started_at=started)
     try:
         _wait_everywhere(settings, started, alerts, "firing", scenario.dags, fire_timeout, show)
         time.sleep(settle_seconds)

@@ -24,21 +24,10 @@ from bench.private_stack import private_stack
 from bench.stats import latency_summary
 from local_stack.incidents.client import IncidentError, StackClient
 from local_stack.incidents.task_failures import FAILING_DAG, FAILING_TASK
-from local_stack.secrets import ensure_airflow_passwords
-from local_stack.settings import StackSettings
 
 LOADS = 20
 TARGET_SECONDS = 1.0
 CHROMIUM = "/usr/bin/chromium"
-
-
-def oncall_token(settings: StackSettings) -> str:
-    body = json.dumps({"username": "oncall", "password": ensure_airflow_passwords(settings)["oncall"]}).encode()
-    request = urllib.request.Request(  # noqa: S310 - the stack's loopback URL
-        settings.url("airflow") + "/auth/token", data=body, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=30) as response:
-        return json.loads(response.read())["access_token"]
 
 
 def served_seconds(url: str, token: str) -> float:
@@ -85,7 +74,7 @@ def run(loads: int) -> dict:
             "a DAG's page": f"{airflow}/observability/dags/{FAILING_DAG}/monitoring",
             "the On-call page": f"{airflow}/observability/console",
         }
-        token = oncall_token(settings)
+        token = StackClient(settings, user="oncall").token()
         cold = {name: served_seconds(url, token) for name, url in urls.items()}
         served = {name: [served_seconds(url, token) for _ in range(loads)] for name, url in urls.items()}
         loaded = browser_seconds(urls, token, loads)

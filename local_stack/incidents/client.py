@@ -53,6 +53,10 @@ class StackClient:
             return status, raw.decode("utf-8", "replace")
 
     def _bearer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token()}"}
+
+    def token(self) -> str:
+        """The user's JWT from Airflow's /auth/token (the value of the UI's session cookie), signed in once."""
         if self._token is None:
             password = ensure_airflow_passwords(self.settings)[self.user]
             url = self.settings.url("airflow") + "/auth/token"
@@ -60,7 +64,7 @@ class StackClient:
             if status != 201:
                 raise IncidentError(f"logging in to Airflow at {url} as {self.user} gave HTTP {status}")
             self._token = body["access_token"]
-        return {"Authorization": f"Bearer {self._token}"}
+        return self._token
 
     def signed_in_get(self, url: str) -> tuple[int, Any]:
         """(status, body) of a GET as the signed-in user: a page of the console, a REST resource, or (the token is

@@ -6,6 +6,7 @@ DAG with years of history as on a new one.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -88,16 +89,17 @@ def task_trouble(session: Session, dag_id: str, run_ids: list[str]) -> list[Task
             .group_by(TaskInstanceHistory.task_id)
         ).all()
     )
-    failed: dict[str, list] = {}
-    for row in failed_rows:
-        failed.setdefault(row.task_id, []).append(row)
+    failed = Counter(row.task_id for row in failed_rows)
+    latest_failure = {}
+    for row in failed_rows:  # newest first: the first row of a task is its latest failure
+        latest_failure.setdefault(row.task_id, row)
     trouble = []
     for task_id in set(failed) | set(retried):
-        latest = failed.get(task_id, [None])[0]
+        latest = latest_failure.get(task_id)
         trouble.append(
             TaskTrouble(
                 task_id=task_id,
-                failed=len(failed.get(task_id, [])),
+                failed=failed[task_id],
                 retries=int(retried.get(task_id, 0)),
                 latest_failed_run_id=latest.run_id if latest else "",
                 latest_failed_try=int(latest.try_number) if latest else 0,

@@ -1,13 +1,15 @@
 """What the metadata DB says across DAGs, for the console's top-level page: the DAGs whose latest run failed (with
-the failed try to open), and how overdue each DAG's next run is. One query each, whatever the number of runs."""
+the failed try to open), and how overdue each DAG's next run is. A fixed number of queries, whatever the number of
+DAGs or runs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from airflow.models import DagModel, DagRun, TaskInstance
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 
@@ -38,14 +40,26 @@ def failing_dags(session: Session, dag_ids: set[str]) -> list[FailingDag]:
         .join(DagModel, DagModel.dag_id == DagRun.dag_id)
         .where(DagRun.state == "failed")
     ).all()
+    # Their failed task instances in one query; the first to end is the one that broke the run.
+    first_failed: dict[tuple[str, str], Any] = {}
+    if runs:
+        tries = session.execute(
+            select(
+                TaskInstance.dag_id,
+                TaskInstance.run_id,
+                TaskInstance.task_id,
+                TaskInstance.try_number,
+                TaskInstance.map_index,
+            )
+            .where(tuple_(TaskInstance.dag_id, TaskInstance.run_id).in_([(r.dag_id, r.run_id) for r in runs]))
+            .where(TaskInstance.state == "failed")
+            .order_by(TaskInstance.end_date)
+        )
+        for ti in tries:
+            first_failed.setdefault((ti.dag_id, ti.run_id), ti)
     failing = []
     for run in runs:
-        task = session.execute(
-            select(TaskInstance.task_id, TaskInstance.try_number, TaskInstance.map_index)
-            .where(TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id, TaskInstance.state == "failed")
-            .order_by(TaskInstance.end_date)
-            .limit(1)
-        ).first()
+        task = first_failed.get((run.dag_id, run.run_id))
         failing.append(
             FailingDag(
                 dag_id=run.dag_id,

@@ -8,11 +8,11 @@ that is down, the page shows what it has and says what it lacks.
 from __future__ import annotations
 
 import json
-import urllib.request
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from observability import links
+from observability.console.http_read import Unreachable, bounded_get
 from observability.settings import PluginSettings
 
 READ_TIMEOUT_SECONDS = 2.0
@@ -33,12 +33,12 @@ def _query(settings: PluginSettings, promql: str) -> list[dict]:
     if not settings.prometheus_url:
         raise PrometheusUnavailable("no Prometheus configured (AIRFLOW_OBS_PROMETHEUS_URL)")
     url = f"{settings.prometheus_url}/api/v1/query?{urlencode({'query': promql})}"
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(url, timeout=READ_TIMEOUT_SECONDS) as response:  # noqa: S310 - an http(s) setting
-            answer = json.loads(response.read())
-        return list(answer["data"]["result"])
-    except Exception as error:  # the page says it, rather than fail
+        status, body = bounded_get(url, READ_TIMEOUT_SECONDS)
+        if status != 200:
+            raise ValueError(f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}")
+        return list(json.loads(body)["data"]["result"])
+    except (Unreachable, ValueError, KeyError, TypeError) as error:  # the page says it, rather than fail
         raise PrometheusUnavailable(f"Prometheus at {settings.prometheus_url} could not answer: {error}") from None
 
 

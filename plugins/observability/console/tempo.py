@@ -12,19 +12,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import http.client
 import json
-import time
-import urllib.error
-import urllib.request
 from typing import Any
 
+from observability.console.http_read import Unreachable, bounded_get
 from observability.trace_context import checked_hex_trace_id
 from observability.trace_store import SpanEvent, SpanRecord
 
-USER_AGENT = "airflow-observability-console/1"
 _STATUS_NAMES = ("UNSET", "OK", "ERROR")  # OTLP's numbers for them: 0, 1, 2
-_CHUNK = 1 << 16
 
 
 class TraceUnavailable(Exception):
@@ -37,7 +32,10 @@ def fetch_trace(base_url: str, trace_id: str, timeout: float = 3.0) -> list[Span
     if not base_url.startswith(("http://", "https://")):
         raise ValueError(f"Tempo URL {base_url!r} is not an http(s) URL")
     url = f"{base_url.rstrip('/')}/api/traces/{trace_id}"
-    status, body = _get(url, timeout)
+    try:
+        status, body = bounded_get(url, timeout)
+    except Unreachable as error:
+        raise TraceUnavailable(f"cannot reach Tempo at {url}: {error}") from error
     if status == 404:
         raise TraceUnavailable(f"trace {trace_id} not found in Tempo at {url}")
     if status != 200:
@@ -51,39 +49,6 @@ def fetch_trace(base_url: str, trace_id: str, timeout: float = 3.0) -> list[Span
         return _records(document)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise TraceUnavailable(f"Tempo at {url} answered with JSON that is not an OTLP trace: {error}") from None
-
-
-def _get(url: str, timeout: float) -> tuple[int, bytes]:
-    request = urllib.request.Request(  # noqa: S310 - fetch_trace lets http(s) URLs only through
-        url, headers={"Accept": "application/json", "User-Agent": USER_AGENT}
-    )
-    # The socket timeout bounds each wait, not the whole read: a server dripping a body would go on for ever.
-    deadline = time.monotonic() + timeout
-    # Tempo sits next to the api-server, as Prometheus does for prometheus.py: a proxy from the environment
-    # (meant for the internet) would only stand in the way.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            chunks = []
-            while chunk := response.read1(_CHUNK):  # read() would wait for a full chunk
-                chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    raise TimeoutError("body not complete in time")
-            return response.status, b"".join(chunks)
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, error.read(1000)
-    except (OSError, http.client.HTTPException) as error:
-        raise TraceUnavailable(f"cannot reach Tempo at {url}: {_network_reason(error, timeout)}") from error
-
-
-def _network_reason(error: BaseException, timeout: float) -> str:
-    reason = error.reason if isinstance(error, urllib.error.URLError) else error
-    if isinstance(reason, TimeoutError):
-        return f"no complete answer within {timeout:g} s"
-    if isinstance(reason, OSError) and reason.strerror:
-        return reason.strerror  # e.g. "Connection refused", without the errno noise
-    return str(reason) or type(reason).__name__
 
 
 def _records(document: Any) -> list[SpanRecord]:

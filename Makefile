@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 VENV_BIN := .venv/bin
 PYTEST := $(VENV_BIN)/pytest
+# What the wheel installs (pyproject's wheel sources): it must run on Python 3.10, the oldest requires-python allows.
+SHIPPED_CODE := airflow_obs plugins/observability exporters/exporter alert_rules/alerting
 
 .DEFAULT_GOAL := help
 .PHONY: help bootstrap up down status test test-unit test-dags test-integration lint bench incident
@@ -18,22 +20,23 @@ bootstrap:
 	@local_stack/bootstrap.sh
 
 up: bootstrap
-	@$(VENV_BIN)/airflow-obs up
+	@$(VENV_BIN)/python -m local_stack up
 
 down:
-	@if [ -x $(VENV_BIN)/airflow-obs ]; then $(VENV_BIN)/airflow-obs down; else echo "nothing to stop (no .venv)"; fi
+	@if [ -x $(VENV_BIN)/python ]; then $(VENV_BIN)/python -m local_stack down; else echo "nothing to stop (no .venv)"; fi
 
 status:
-	@$(VENV_BIN)/airflow-obs status
+	@$(VENV_BIN)/python -m local_stack status
 
 # Rehearse an incident on the running `make up` stack: the alert as it reaches Slack, email and the pager.
 SCENARIO ?= list
 incident:
-	@$(VENV_BIN)/airflow-obs incident $(SCENARIO)
+	@$(VENV_BIN)/python -m local_stack incident $(SCENARIO)
 
 lint: bootstrap
 	$(VENV_BIN)/ruff check .
 	$(VENV_BIN)/ruff format --check .
+	$(VENV_BIN)/vermin --quiet --no-tips --violations --eval-annotations -t=3.10- $(SHIPPED_CODE)
 
 test-unit: bootstrap
 	$(PYTEST) tests/unit tests/exporter

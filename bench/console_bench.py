@@ -1,7 +1,7 @@
 """How long the on-call console takes to open on the embedded stack: the api-server's answer, and the whole page in
 a browser (Chart.js drawn, every resource loaded).
 
-A private `airflow-obs up` with its defaults. First a failure that pages (the demo fault switch fails
+A private `make up` with its defaults. First a failure that pages (the demo fault switch fails
 maintenance_audit's check_config_drift for good), so the pages have an alert, runs, a failed task and a trace to
 show. Then each page is opened LOADS times, signed in as the read-only `oncall` account: by the API client (time to
 the last byte) and by chromium (navigation start to the load event). The first request builds the console's app

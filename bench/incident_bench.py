@@ -1,6 +1,6 @@
 """Time from fault to first notification, per fault-injection scenario, on a real local stack.
 
-Starts `airflow-obs up` in a private folder on free ports with compressed thresholds and fast Alertmanager timings
+Starts `make up` in a private folder on free ports with compressed thresholds and fast Alertmanager timings
 (the tests' settings), runs each scenario (local_stack.incidents) and measures from the moment the fault is in
 place (inject returned) to the first notification reaching any capture. The pipeline's own share is what is left
 after the condition's inherent delay and the alert's `for`: it should stay within scrape + evaluation + group_wait
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from alerting.thresholds import resolve, seconds
+from airflow_obs.alerting.thresholds import resolve, seconds
 
 from bench.docs_section import DOCS, write_section
 from bench.private_stack import private_stack

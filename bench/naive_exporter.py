@@ -13,12 +13,12 @@ import time
 from collections.abc import Iterator, Sequence
 from wsgiref.simple_server import make_server
 
-from airflow_exporter.accumulators import RUN_DURATION_BUCKETS, SCHEDULE_DELAY_BUCKETS, TASK_DURATION_BUCKETS
-from airflow_exporter.app import make_app
-from airflow_exporter.collectors.components import ComponentHeartbeatCollector
-from airflow_exporter.collectors.health import MetadataDBHealthCollector
-from airflow_exporter.database import make_engine
-from airflow_exporter.instrumentation import GuardedCollectors
+from airflow_obs.exporter.accumulators import RUN_DURATION_BUCKETS, SCHEDULE_DELAY_BUCKETS, TASK_DURATION_BUCKETS
+from airflow_obs.exporter.app import make_app
+from airflow_obs.exporter.collectors.components import ComponentHeartbeatCollector
+from airflow_obs.exporter.collectors.health import MetadataDBHealthCollector
+from airflow_obs.exporter.database import make_engine
+from airflow_obs.exporter.instrumentation import GuardedCollectors
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler

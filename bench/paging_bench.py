@@ -1,6 +1,6 @@
 """Time from a task's final failure to the first Slack message about it: through Alertmanager, and without it.
 
-A private `airflow-obs up` with the stack's default intervals (Alertmanager's timings as committed: the plugin's
+A private `make up` with the stack's default intervals (Alertmanager's timings as committed: the plugin's
 route waits `group_wait` 2 s). A bench DAG file, written into dags/ for the run and deleted after, holds one task
 that fails at once with no retry, with an error of its own per run: each failure is a cause of its own (its own
 error fingerprint, so its own Alertmanager group), as unrelated failures are. FAILURES failures, BATCH at a time;

@@ -6,7 +6,7 @@ Run: `python -m bench.plugin_bench [--events 2000] [--write-docs]` (part of `mak
   span written to the JSONL trace store), per event;
 - notification: `on_task_failure` (the final-failure callback) sending Slack, webhook and email to
   local capture servers on 127.0.0.1, per event; then with every sink hanging (a listener that accepts
-  and never answers), where the configured bound (AIRFLOW_OBS_NOTIFY_TIMEOUT_SECONDS) must hold.
+  and never answers), where the configured bound (AIRFLOW__OBSERVABILITY__NOTIFY_TIMEOUT_SECONDS) must hold.
 """
 
 from __future__ import annotations
@@ -97,8 +97,8 @@ def _point_sinks_at(slack: str, webhook: str, smtp_port: int, spool: Path) -> No
     os.environ["AIRFLOW_CONN_OBS_SLACK"] = f"slackwebhook://:{quote(slack, safe='')}@"
     os.environ["AIRFLOW_CONN_OBS_WEBHOOK"] = f"http://:bench-hmac-key@{webhook}/hooks/airflow"
     os.environ["AIRFLOW_CONN_OBS_SMTP"] = f"smtp://:pw@127.0.0.1:{smtp_port}?disable_tls=true&disable_ssl=true"
-    os.environ["AIRFLOW_OBS_SPOOL_DIR"] = str(spool)
-    from observability.settings import settings
+    os.environ["AIRFLOW__OBSERVABILITY__SPOOL_DIR"] = str(spool)
+    from airflow_obs.observability.settings import settings
 
     settings.cache_clear()
 
@@ -114,16 +114,16 @@ def run(events: int, folder: Path) -> list[str]:
             "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
             "AIRFLOW__METRICS__STATSD_PORT": str(statsd.getsockname()[1]),
             "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
-            "AIRFLOW_OBS_TRACES_FILE": str(folder / "traces.jsonl"),
-            "AIRFLOW_OBS_NOTIFY_TIMEOUT_SECONDS": str(NOTIFY_TIMEOUT_SECONDS),
-            "AIRFLOW_OBS_EMAIL_TO": "oncall@example.com",
-            "AIRFLOW_OBS_LOG_FORMAT": "json",
+            "AIRFLOW__OBSERVABILITY__TRACES_FILE": str(folder / "traces.jsonl"),
+            "AIRFLOW__OBSERVABILITY__NOTIFY_TIMEOUT_SECONDS": str(NOTIFY_TIMEOUT_SECONDS),
+            "AIRFLOW__OBSERVABILITY__EMAIL_TO": "oncall@example.com",
+            "AIRFLOW__OBSERVABILITY__LOG_FORMAT": "json",
         }
     )
     sys.path.insert(0, str(REPO_ROOT / "plugins"))
-    from observability import listeners
-    from observability.events import TaskEvent
-    from observability.paging import page_task_failure
+    from airflow_obs.observability import listeners
+    from airflow_obs.observability.events import TaskEvent
+    from airflow_obs.observability.paging import page_task_failure
 
     from local_stack.captures.http_capture import make_http_capture
     from local_stack.captures.smtp_capture import make_smtp_capture

@@ -1,7 +1,7 @@
-"""A private `airflow-obs up` for a benchmark: its own folder and free ports, always stopped afterwards.
+"""A private `make up` for a benchmark: its own folder and free ports, always stopped afterwards.
 
 A benchmark is often stopped by hand: SIGTERM becomes SystemExit here, so the `finally` that runs
-`airflow-obs down` still runs and no stack is left behind.
+`make down` still runs and no stack is left behind.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pathlib import Path
 from local_stack.free_ports import free_ports
 from local_stack.settings import PORTS, StackSettings, load_settings
 
-AIRFLOW_OBS = str(Path(sys.prefix) / "bin" / "airflow-obs")
+# What `make up` and `make down` run.
+STACK_COMMAND = [sys.executable, "-m", "local_stack"]
 
 
 def _exit_on_sigterm(signum: int, _frame) -> None:
@@ -28,7 +29,7 @@ def _exit_on_sigterm(signum: int, _frame) -> None:
 
 @contextmanager
 def private_stack(prefix: str, extra_env: dict[str, str]) -> Iterator[tuple[StackSettings, dict[str, str]]]:
-    """`airflow-obs up` in a fresh folder under /tmp (the postgres user must reach it); yields its settings."""
+    """`make up` in a fresh folder under /tmp (the postgres user must reach it); yields its settings."""
     home = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     home.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_OBS_", "AIRFLOW__", "AIRFLOW_HOME"))}
@@ -36,11 +37,13 @@ def private_stack(prefix: str, extra_env: dict[str, str]) -> Iterator[tuple[Stac
     env.update({"AIRFLOW_OBS_HOME": str(home), **extra_env})
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        result = subprocess.run([AIRFLOW_OBS, "up"], env=env, capture_output=True, text=True, timeout=600, check=False)
+        result = subprocess.run(
+            [*STACK_COMMAND, "up"], env=env, capture_output=True, text=True, timeout=600, check=False
+        )
         if result.returncode != 0:
-            raise RuntimeError(f"airflow-obs up failed: {result.stderr[-2000:]}")
+            raise RuntimeError(f"make up failed: {result.stderr[-2000:]}")
         yield load_settings(env), env
     finally:
-        subprocess.run([AIRFLOW_OBS, "down"], env=env, capture_output=True, timeout=180, check=False)
+        subprocess.run([*STACK_COMMAND, "down"], env=env, capture_output=True, timeout=180, check=False)
         shutil.rmtree(home, ignore_errors=True)
         signal.signal(signal.SIGTERM, previous)

@@ -8,7 +8,8 @@ Every day at 02:00 UTC, for the run's date (`ds`):
 2. **extract_customers** / **extract_orders**: the files the shop system drops,
    `landing/<ds>/customers.json` and `landing/<ds>/orders.csv` (under `AIRFLOW_OBS_DATA_DIR`).
    **extract_exchange_rates**: `GET /v1/exchange-rates?date=<ds>` from the source service
-   (connection `source_api`; `airflow-obs source-api` runs it) through the HTTP provider, with a timeout and retries.
+   (connection `source_api`; `python -m local_stack source-api` runs it) through the HTTP provider, with a
+   timeout and retries.
 3. **transform**: validates and cleans; every bad row (missing customer, negative amount, bad date, unknown
    currency or status, duplicate order id, unknown customer) goes to the `quarantine` table with a reason.
 4. **quality_checks**: row counts, quarantine share, no nulls in keys, unique ids, referential integrity,

@@ -6,9 +6,9 @@ import os
 import secrets
 from urllib.parse import quote
 
+from airflow_obs.observability.settings import SETTINGS as PLUGIN_SETTINGS
 from dag_suite import connections
 from dag_suite.warehouse import sqlite_conn_uri
-from observability.settings import SETTINGS as PLUGIN_SETTINGS
 
 from local_stack.secrets import (
     AIRFLOW_USERS,
@@ -94,7 +94,7 @@ def notification_env(settings: StackSettings) -> dict[str, str]:
         ),
     }
     env = {f"AIRFLOW_CONN_{conn_id.upper()}": url for conn_id, url in urls.items()}
-    env["AIRFLOW_OBS_EMAIL_TO"] = settings.endpoints.smtp_to
+    env["AIRFLOW__OBSERVABILITY__EMAIL_TO"] = settings.endpoints.smtp_to
     return env
 
 
@@ -126,12 +126,16 @@ def airflow_env(settings: StackSettings) -> dict[str, str]:
         # A new DAG file (or a broken one, see `make incident SCENARIO=import_error`) shows within 30 s, not 5 min.
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         # Where the toolkit's own links (alerts, notifications) point; one value for every component.
-        "AIRFLOW_OBS_AIRFLOW_URL": api_url,
-        "AIRFLOW_OBS_ALERTMANAGER_URL": settings.url("alertmanager"),  # the console lists and silences alerts there
-        "AIRFLOW_OBS_PROMETHEUS_URL": settings.url("prometheus"),  # the console's baselines and scrape health
+        "AIRFLOW__OBSERVABILITY__AIRFLOW_URL": api_url,
+        "AIRFLOW__OBSERVABILITY__ALERTMANAGER_URL": settings.url(
+            "alertmanager"
+        ),  # the console lists and silences alerts there
+        "AIRFLOW__OBSERVABILITY__PROMETHEUS_URL": settings.url(
+            "prometheus"
+        ),  # the console's baselines and scrape health
         # Alertmanager routes the plugin's pages like every other alert.
-        "AIRFLOW_OBS_ALERTMANAGER_API_URL": settings.url("alertmanager"),
-        "AIRFLOW_OBS_ENVIRONMENT": STACK_ENVIRONMENT,
+        "AIRFLOW__OBSERVABILITY__ALERTMANAGER_API_URL": settings.url("alertmanager"),
+        "AIRFLOW__OBSERVABILITY__ENVIRONMENT": STACK_ENVIRONMENT,
         "AIRFLOW_OBS_DATA_DIR": str(settings.data_dir),
     }
     env.update(celery_env(settings))

@@ -33,4 +33,4 @@ if ! command -v uv >/dev/null 2>&1; then
     || python3 -m pip install --quiet --user --break-system-packages uv
 fi
 
-uv sync --frozen --quiet
+uv sync --frozen --all-extras --quiet

@@ -79,10 +79,11 @@ def postgres_socket_dir(settings: StackSettings) -> Path:
 
 
 def stack_programs(settings: StackSettings) -> list[Program]:
-    """Every process `airflow-obs up` supervises, in start order."""
+    """Every process `make up` supervises, in start order."""
     port = settings.ports
     gen = settings.generated_dir
     obs = str(VENV_BIN / "airflow-obs")
+    stack = [str(VENV_BIN / "python"), "-m", "local_stack"]
     airflow = str(VENV_BIN / "airflow")
     programs: list[Program] = []
     if settings.db == "postgres":
@@ -149,7 +150,7 @@ def stack_programs(settings: StackSettings) -> list[Program]:
     programs.append(
         Program(
             "source-api",
-            [obs, "source-api", "--host", LOOPBACK, "--port", str(port["source_api"])],
+            [*stack, "source-api", "--host", LOOPBACK, "--port", str(port["source_api"])],
             extra_env={"PYTHONUNBUFFERED": "1"},
         )
     )
@@ -158,7 +159,7 @@ def stack_programs(settings: StackSettings) -> list[Program]:
             Program(
                 f"{kind}-capture",
                 [
-                    obs,
+                    *stack,
                     "capture",
                     kind,
                     "--host",

@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from alerting.catalogue import CELERY_FLOWER_JOB
-from alerting.render import write_rule_files
-from alerting.thresholds import ThresholdError
+from airflow_obs.alerting.catalogue import CELERY_FLOWER_JOB
+from airflow_obs.alerting.render import write_rule_files
+from airflow_obs.alerting.thresholds import ThresholdError
 
 from local_stack.settings import LOOPBACK, STACK_ENVIRONMENT, SettingsError, StackSettings
 
 # Scrape jobs of the local stack: job name -> component whose port it scrapes. The job names are shared
-# with compose: alerts select on them (alerting.catalogue.EXPORTER_JOB is "airflow-exporter").
+# with compose: alerts select on them (airflow_obs.alerting.catalogue.EXPORTER_JOB is "airflow-exporter").
 SCRAPE_JOBS = {
     "airflow-exporter": "exporter",
     "node": "node_exporter",
@@ -81,7 +81,7 @@ def dump_prometheus_config(config: Mapping[str, Any]) -> str:
 def rules_environ(settings: StackSettings) -> dict[str, str]:
     """What the stack's rules are rendered with: links to this stack's Airflow, thresholds from AIRFLOW_OBS_ALERT_*."""
     environ = {key: value for key, value in os.environ.items() if key.startswith("AIRFLOW_OBS_")}
-    environ["AIRFLOW_OBS_AIRFLOW_URL"] = settings.url("airflow")
+    environ["AIRFLOW__OBSERVABILITY__AIRFLOW_URL"] = settings.url("airflow")
     return environ
 
 

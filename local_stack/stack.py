@@ -1,4 +1,4 @@
-"""`airflow-obs up | down | status`: start, stop and inspect the whole local stack under supervisord."""
+"""`make up | down | status`: start, stop and inspect the whole local stack under supervisord."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What `airflow-obs up` prints once the stack is healthy: every URL, the logins, where captures write."""
+"""What `make up` prints once the stack is healthy: every URL, the logins, where captures write."""
 
 from __future__ import annotations
 

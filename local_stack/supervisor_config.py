@@ -31,7 +31,7 @@ def _program_section(settings: StackSettings, program: Program, airflow: dict[st
     section = {
         "command": " ".join(_shell_quote(part) for part in program.command),
         "directory": str(settings.home),
-        # Started explicitly, in order, by `airflow-obs up` once the metadata DB is migrated.
+        # Started explicitly, in order, by `make up` once the metadata DB is migrated.
         "autostart": "false",
         "autorestart": "unexpected" if program.restart_on_crash else "false",
         "startsecs": "3",

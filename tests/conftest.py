@@ -57,11 +57,11 @@ OTLP_VARIABLES = (
 @pytest.fixture
 def traces_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A private JSONL span store, and a tracer and settings built afresh for it (both are per process)."""
-    from observability import tracing
-    from observability.settings import settings
+    from airflow_obs.observability import tracing
+    from airflow_obs.observability.settings import settings
 
     path = tmp_path / "traces.jsonl"
-    monkeypatch.setenv("AIRFLOW_OBS_TRACES_FILE", str(path))
+    monkeypatch.setenv("AIRFLOW__OBSERVABILITY__TRACES_FILE", str(path))
     for variable in OTLP_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
     settings.cache_clear()

@@ -1,6 +1,8 @@
-"""`python -m alerting`: rewrite the committed rule files from the catalogue (defaults, no environment)."""
+"""`python -m airflow_obs.alerting`: rewrite the committed rule files from the catalogue (defaults, no environment)."""
 
-from alerting.render import RULES_DIR, committed_rule_files
+from airflow_obs.alerting.render import committed_rule_files
+
+from airflow_obs.package_data import RULES_DIR
 
 for name, text in committed_rule_files().items():
     (RULES_DIR / name).write_text(text)

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from observability import links
-
-from alerting.thresholds import seconds
+from airflow_obs.alerting.thresholds import seconds
+from airflow_obs.observability import links
 
 # Where an alert's dashboard_url points: the dashboard uid, and whether it takes the alert's dag_id.
 OVERVIEW = links.OVERVIEW_DASHBOARD_UID
@@ -297,8 +296,8 @@ def airflow_alerts(t: dict[str, str]) -> list[Alert]:
 
 def groups(t: dict[str, str]) -> list[Group]:
     # They build on this module's types.
-    from alerting.celery_alerts import celery_alerts
-    from alerting.platform_alerts import infrastructure_alerts, meta_alerts
+    from airflow_obs.alerting.celery_alerts import celery_alerts
+    from airflow_obs.alerting.platform_alerts import infrastructure_alerts, meta_alerts
 
     return [
         Group("airflow-obs.meta", "meta.rules.yml", [*meta_alerts(t)]),

@@ -8,7 +8,7 @@ The broker (Redis) is infrastructure: RedisDown is in platform_alerts.py.
 
 from __future__ import annotations
 
-from alerting.catalogue import CELERY_FLOWER_JOB, INFRA, Alert
+from airflow_obs.alerting.catalogue import CELERY_FLOWER_JOB, INFRA, Alert
 
 
 def celery_alerts(t: dict[str, str]) -> list[Alert]:

@@ -3,7 +3,7 @@ Alertmanager) and the infrastructure (PostgreSQL, the Redis broker, the host). A
 
 from __future__ import annotations
 
-from alerting.catalogue import EXPORTER_JOB, INFRA, OVERVIEW, Alert
+from airflow_obs.alerting.catalogue import EXPORTER_JOB, INFRA, OVERVIEW, Alert
 
 
 def meta_alerts(t: dict[str, str]) -> list[Alert]:

@@ -1,22 +1,22 @@
-"""`python -m grafana_dashboards [--check]`: write dashboards/<uid>.json, or fail naming the files that differ."""
+"""`python -m airflow_obs.grafana_dashboards [--check]`: write dashboards/<uid>.json, or name the files that differ."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from grafana_dashboards.write import DASHBOARD_DIR, differing, write
+from airflow_obs.grafana_dashboards.write import DASHBOARD_DIR, differing, write
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m grafana_dashboards", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m airflow_obs.grafana_dashboards", description=__doc__)
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a committed file differs")
     args = parser.parse_args(argv)
     if args.check:
         stale = differing()
         if stale:
             print(
-                f"dashboards differ from the code: {', '.join(stale)} (run `python -m grafana_dashboards`)",
+                f"dashboards differ from the code: {', '.join(stale)} (run `python -m airflow_obs.grafana_dashboards`)",
                 file=sys.stderr,
             )
             return 1

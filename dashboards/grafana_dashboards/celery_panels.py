@@ -6,9 +6,8 @@ Empty on LocalExecutor; compose_only.CELERY_STACK_ONLY lists these panels.
 
 from __future__ import annotations
 
+from airflow_obs.grafana_dashboards import panels as p
 from grafana_foundation_sdk.builders import dashboard as db
-
-from grafana_dashboards import panels as p
 
 # Celery's queue in Redis is a list named after the queue; redis_exporter reports its length with
 # --check-single-keys=db0=default (compose: REDIS_EXPORTER_CHECK_SINGLE_KEYS).

@@ -9,7 +9,12 @@ test_dashboard_panels.py) skips them by name and fails if an entry names no pane
 
 from __future__ import annotations
 
-from observability.links import DAG_DASHBOARD_UID, FRESHNESS_DASHBOARD_UID, INFRA_DASHBOARD_UID, OVERVIEW_DASHBOARD_UID
+from airflow_obs.observability.links import (
+    DAG_DASHBOARD_UID,
+    FRESHNESS_DASHBOARD_UID,
+    INFRA_DASHBOARD_UID,
+    OVERVIEW_DASHBOARD_UID,
+)
 
 _STATSD = "Airflow's StatsD metrics reach Prometheus through statsd_exporter, which only compose runs"
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from airflow_obs.grafana_dashboards import panels as p
+from airflow_obs.observability.links import DAG_DASHBOARD_UID, DAG_DASHBOARD_VARIABLE, OVERVIEW_DASHBOARD_UID
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import logs, tempo
-from observability.links import DAG_DASHBOARD_UID, DAG_DASHBOARD_VARIABLE, OVERVIEW_DASHBOARD_UID
-
-from grafana_dashboards import panels as p
 
 DAG_VARIABLE = DAG_DASHBOARD_VARIABLE.removeprefix("var-")
 DAG = f'dag_id="${DAG_VARIABLE}"'

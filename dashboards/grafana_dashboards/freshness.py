@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from airflow_obs.grafana_dashboards import panels as p
+from airflow_obs.observability.links import FRESHNESS_DASHBOARD_UID, OVERVIEW_DASHBOARD_UID
 from grafana_foundation_sdk.builders import dashboard as db
-from observability.links import FRESHNESS_DASHBOARD_UID, OVERVIEW_DASHBOARD_UID
-
-from grafana_dashboards import panels as p
 
 # A scheduled run that started within this many seconds of its scheduled time counts as on time: the upper bound
 # of a bucket of the exporter's schedule-delay histogram (SCHEDULE_DELAY_BUCKETS), so the ratio is exact.

@@ -3,12 +3,11 @@ PostgreSQL, Redis."""
 
 from __future__ import annotations
 
+from airflow_obs.grafana_dashboards import panels as p
+from airflow_obs.grafana_dashboards.celery_panels import celery_row
+from airflow_obs.grafana_dashboards.overview import HEARTBEAT_STEPS
+from airflow_obs.observability.links import INFRA_DASHBOARD_UID, OVERVIEW_DASHBOARD_UID
 from grafana_foundation_sdk.builders import dashboard as db
-from observability.links import INFRA_DASHBOARD_UID, OVERVIEW_DASHBOARD_UID
-
-from grafana_dashboards import panels as p
-from grafana_dashboards.celery_panels import celery_row
-from grafana_dashboards.overview import HEARTBEAT_STEPS
 
 REAL_FS = 'fstype!~"tmpfs|overlay|squashfs|ramfs|devtmpfs"'  # as the HostDiskSpaceLow alert
 

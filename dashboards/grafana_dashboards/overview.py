@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from airflow_obs.grafana_dashboards import panels as p
+from airflow_obs.observability.links import FRESHNESS_DASHBOARD_UID, INFRA_DASHBOARD_UID, OVERVIEW_DASHBOARD_UID
 from grafana_foundation_sdk.builders import dashboard as db
-from observability.links import FRESHNESS_DASHBOARD_UID, INFRA_DASHBOARD_UID, OVERVIEW_DASHBOARD_UID
-
-from grafana_dashboards import panels as p
 
 # Same staleness as the component-down alerts' default (thresholds.py: component_heartbeat_stale 60s).
 HEARTBEAT_STEPS = [(None, "green"), (30, "orange"), (60, "red")]

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from airflow_obs.observability import links
+from airflow_obs.observability.settings import SETTINGS
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import loki, prometheus, stat, table, timeseries
 from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
-from observability import links
-from observability.settings import SETTINGS
 
 PROMETHEUS = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
 TRACES = model.DataSourceRef(type_val="tempo", uid="${traces}")

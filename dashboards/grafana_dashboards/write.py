@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from airflow_obs.grafana_dashboards import BUILDERS
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from grafana_dashboards import BUILDERS
+from airflow_obs.package_data import DASHBOARDS_DIR
 
-DASHBOARD_DIR = Path(__file__).resolve().parent.parent
+DASHBOARD_DIR = DASHBOARDS_DIR
 
 
 def render() -> dict[str, str]:

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from airflow_obs.serving import serve_until_stopped
 from local_stack.captures.recorder import CaptureRecorder, redact_headers, truncate
-from local_stack.serving import serve_until_stopped
 
 HEALTH_PATH = "/healthz"
 

@@ -11,8 +11,8 @@ from typing import Any, cast
 
 from aiosmtpd.controller import Controller
 
+from airflow_obs.serving import catching_stop_signals
 from local_stack.captures.recorder import CaptureRecorder, truncate
-from local_stack.serving import catching_stop_signals
 
 KIND = "smtp"
 # Fixed so aiosmtpd does not call socket.getfqdn(), which can stall on a machine without DNS.

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import yaml
-from observability.notify import alerts as plugin_alerts
+from airflow_obs.observability.notify import alerts as plugin_alerts
 
 from local_stack.incidents.arrivals import Arrival, alertmanager_arrivals
 from local_stack.incidents.client import IncidentError, StackClient

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 import psutil
-from alerting.thresholds import env_var
+from airflow_obs.alerting.thresholds import env_var
 from dag_suite.faults import DEFAULT_SLOW_SECONDS, SLOW_SECONDS_VARIABLE
 
 from local_stack.incidents import task_failures, warehouse_outage, worker_loss
@@ -184,7 +184,7 @@ def _break_a_dag_file(client: StackClient) -> dict[str, Any]:
     BROKEN_DAG_FILE.write_text(
         textwrap.dedent(
             '''\
-            """Written by `airflow-obs incident import_error`; deleted when the scenario recovers."""
+            """Written by `make incident SCENARIO=import_error`; deleted when the scenario recovers."""
             from airflow.sdk import DAG
 
             raise ImportError("incident rehearsal: this DAG file is broken on purpose")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from observability.notify.redaction import short_error
+from airflow_obs.observability.notify.redaction import short_error
 
 TEAM_TAG_PREFIX = "team:"
 

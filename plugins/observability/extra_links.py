@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.sdk import BaseOperatorLink
-
-from observability import links
-from observability.settings import settings
-from observability.trace_context import hex_trace_id, trace_id_of_run
+from airflow_obs.observability import links
+from airflow_obs.observability.settings import settings
+from airflow_obs.observability.trace_context import hex_trace_id, trace_id_of_run
 
 
 class TraceLink(BaseOperatorLink):

@@ -23,9 +23,9 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from observability.events import TaskEvent
-from observability.notify import alerts
-from observability.notify.state import PagedTries
+from airflow_obs.observability.events import TaskEvent
+from airflow_obs.observability.notify import alerts
+from airflow_obs.observability.notify.state import PagedTries
 
 log = logging.getLogger("airflow_obs.notify")
 

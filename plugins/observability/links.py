@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
-from observability.events import TaskEvent
-from observability.settings import PluginSettings
+from airflow_obs.observability.events import TaskEvent
+from airflow_obs.observability.settings import PluginSettings
 
 # The Grafana dashboards links open ([6/7] generates them with these uids); a DAG's takes the dag_id variable.
 DAG_DASHBOARD_UID = "airflow-dag"

@@ -20,10 +20,9 @@ from types import ModuleType
 from typing import Any
 
 from airflow.listeners import hookimpl
-
-from observability import logs, metrics, paging
-from observability.events import DagRunEvent, TaskEvent
-from observability.notify.outbox import OUTBOX
+from airflow_obs.observability import logs, metrics, paging
+from airflow_obs.observability.events import DagRunEvent, TaskEvent
+from airflow_obs.observability.notify.outbox import OUTBOX
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ _reported_lock = threading.Lock()
 def _tracing() -> ModuleType:
     # Imported on first use, under the traces sink's guard: if tracing cannot even be imported, metrics
     # and logs go on and the plugin still loads.
-    from observability import tracing
+    from airflow_obs.observability import tracing
 
     return tracing
 
@@ -115,8 +114,8 @@ def _reconcile_if_scheduler(component: Any) -> None:
     # on_starting fires while the Job is created, before its runner names it: so the check is made on each tick.
     job_type = getattr(component, "job_type", None)
     if job_type == "SchedulerJob":
-        from observability import reconciler
-        from observability.settings import settings
+        from airflow_obs.observability import reconciler
+        from airflow_obs.observability.settings import settings
 
         reconciler.run_once(settings())
     elif job_type is not None:
@@ -129,7 +128,7 @@ def on_starting(component: Any) -> None:
     if not hasattr(component, "job_type"):  # a task runner: it has no loop to reconcile in
         return
     try:
-        from observability.settings import settings
+        from airflow_obs.observability.settings import settings
 
         OUTBOX.every(settings().reconcile_interval_seconds, lambda: _reconcile_if_scheduler(component))
     except Exception as exc:

@@ -1,7 +1,7 @@
 """The toolkit's own log lines: JSON (or text) through loguru, with trace and task ids, and secrets redacted.
 
 What goes through here: the listener's event lines and the toolkit's standard `logging` loggers
-(`observability.*`, `airflow_obs.*`), which an intercept handler hands to loguru instead of their parents.
+(`airflow_obs.*`), which an intercept handler hands to loguru instead of their parents.
 Airflow's own logging (structlog and the root logger it configures) is left exactly as Airflow set it up;
 only a process the toolkit owns (exporter, CLI) asks for `route_root=True`. Levels stay those of the
 standard loggers, so Airflow's `[logging] logging_level` applies to our lines as well.
@@ -18,34 +18,34 @@ import logging
 import sys
 import threading
 import traceback
-from datetime import UTC
+from datetime import timezone
 from typing import Any, TextIO
 
-from observability.events import DagRunEvent, TaskEvent
+from airflow_obs.observability.events import DagRunEvent, TaskEvent
 
 LOG_FORMATS = ("json", "text")
-TOOLKIT_LOGGERS = ("airflow_obs", "observability")
-EVENT_LOGGER = "observability.listeners"
+TOOLKIT_LOGGERS = ("airflow_obs",)
+EVENT_LOGGER = "airflow_obs.observability.listeners"
 # Every JSON line has these keys, empty when unknown, so a query never has to test for their presence.
 FIELDS = ("ts", "level", "message", "logger", "trace_id", "span_id", "dag_id", "task_id")
 CONTEXT_FIELDS = ("trace_id", "span_id", "dag_id", "task_id", "run_id", "map_index", "try_number")
 _INTERCEPT_MARKER = "airflow_obs_intercept"
-REDACTED = "[redacted]"  # as observability.notify.redaction writes it
+REDACTED = "[redacted]"  # as airflow_obs.observability.notify.redaction writes it
 
 # ---------------------------------------------------------------------------------------------- redaction
-# The core's secrets masker (servers): observability.notify.redaction applies the Task SDK's. One that this
+# The core's secrets masker (servers): airflow_obs.observability.notify.redaction applies the Task SDK's. One that this
 # process never imported has never been given a secret.
 _CORE_MASKER = "airflow._shared.secrets_masker"
 
 
 def redact(text: str) -> str:
     """Text as every sink sends it: Airflow's registered secrets, URL credentials, Slack webhooks and tokens,
-    `password=` pairs replaced (observability.notify.redaction's rules, one set for every sink)."""
+    `password=` pairs replaced (airflow_obs.observability.notify.redaction's rules, one set for every sink)."""
     core_masker = sys.modules.get(_CORE_MASKER)
     if core_masker is not None:
         text = str(core_masker.redact(text, replacement=REDACTED))
     try:
-        from observability.notify.redaction import redact as redact_shapes
+        from airflow_obs.observability.notify.redaction import redact as redact_shapes
     except ImportError:  # without it, Airflow's masker alone (as tracing does)
         from airflow.sdk._shared.secrets_masker import redact as redact_shapes
     return str(redact_shapes(text))
@@ -104,7 +104,7 @@ def _default_stream() -> TextIO:
 def _fields(record: dict[str, Any]) -> dict[str, Any]:
     extra = dict(record["extra"])
     fields: dict[str, Any] = {
-        "ts": record["time"].astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "ts": record["time"].astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "level": record["level"].name,
         "message": redact(record["message"]),
         "logger": extra.pop("logger", None) or record["name"],
@@ -161,7 +161,7 @@ class InterceptHandler(logging.Handler):
             context = {key: getattr(record, key) for key in CONTEXT_FIELDS if getattr(record, key, None) is not None}
             exception = record.exc_info if record.exc_info and record.exc_info[0] is not None else None
             level: str | int = (
-                record.levelname if record.levelname in logging.getLevelNamesMapping() else record.levelno
+                record.levelname if isinstance(logging.getLevelName(record.levelname), int) else record.levelno
             )
             _state.logger.bind(logger=record.name, **context).opt(exception=exception).log(level, record.getMessage())
         except Exception:
@@ -178,12 +178,12 @@ def _intercept(logger: logging.Logger, *, propagate: bool) -> None:
 def setup_logging(log_format: str | None = None, stream: TextIO | None = None, *, route_root: bool = False) -> None:
     """(Re)configure the toolkit's log lines; calling it again adds nothing (the plugin may load twice).
 
-    log_format defaults to the plugin setting (AIRFLOW_OBS_LOG_FORMAT); stream to stdout in a task and
+    log_format defaults to the plugin setting (AIRFLOW__OBSERVABILITY__LOG_FORMAT); stream to stdout in a task and
     stderr elsewhere. route_root sends every standard logging record through loguru: only for the
     toolkit's own processes, never inside Airflow, whose root logger Airflow configures.
     """
     if log_format is None:
-        from observability.settings import settings
+        from airflow_obs.observability.settings import settings
 
         log_format = settings().log_format
     if log_format not in LOG_FORMATS:
@@ -227,14 +227,14 @@ def _warn_once(key: str, message: str) -> None:
 
 # ---------------------------------------------------------------------------------------------- trace ids
 def trace_ids(dag_id: str, run_id: str, task_id: str = "", map_index: int = -1, try_number: int = 0) -> tuple[str, str]:
-    """(trace_id, span_id) from observability.tracing's trace_id_for_run/span_id_for_try, "" if it has none.
+    """(trace_id, span_id) from airflow_obs.observability.tracing's trace_id_for_run/span_id_for_try, "" if it has none.
 
     Called with keywords: trace_id_for_run(dag_id=, run_id=) and
     span_id_for_try(dag_id=, run_id=, task_id=, map_index=, try_number=).
     """
     try:
         # Imported here: tracing is optional for a log line, and may not provide these (yet).
-        from observability import tracing
+        from airflow_obs.observability import tracing
 
         for_run = getattr(tracing, "trace_id_for_run", None)
         for_try = getattr(tracing, "span_id_for_try", None)
@@ -245,7 +245,7 @@ def trace_ids(dag_id: str, run_id: str, task_id: str = "", map_index: int = -1, 
             span_id = str(found or "")
         return trace_id, span_id
     except Exception:
-        _warn_once("trace_ids", "log lines go without trace ids: observability.tracing could not give them")
+        _warn_once("trace_ids", "log lines go without trace ids: airflow_obs.observability.tracing could not give them")
         return "", ""
 
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 import re
 
 from airflow.sdk.observability.stats import Stats
-
-from observability.events import DagRunEvent, TaskEvent
+from airflow_obs.observability.events import DagRunEvent, TaskEvent
 
 PREFIX = "obs"
 

@@ -22,14 +22,14 @@ import logging
 import sys
 import time
 
-from observability import failure_sweep, tracing
-from observability.events import DagRunEvent, TaskEvent
-from observability.notify import alerts, messages, outbox, router
-from observability.notify.delivery import redeliver_spooled
-from observability.notify.redaction import redact
-from observability.notify.spool import Spool
-from observability.notify.state import DagFailures, PagedTries, paged_dir, state_dir
-from observability.settings import PluginSettings, settings
+from airflow_obs.observability import failure_sweep, tracing
+from airflow_obs.observability.events import DagRunEvent, TaskEvent
+from airflow_obs.observability.notify import alerts, messages, outbox, router
+from airflow_obs.observability.notify.delivery import redeliver_spooled
+from airflow_obs.observability.notify.redaction import redact
+from airflow_obs.observability.notify.spool import Spool
+from airflow_obs.observability.notify.state import DagFailures, PagedTries, paged_dir, state_dir
+from airflow_obs.observability.settings import PluginSettings, settings
 
 log = logging.getLogger("airflow_obs.notify")
 
@@ -102,7 +102,7 @@ def _redeliver_in_task_runner() -> None:
     current = settings()
     if not Spool(current.spool_path).waiting():
         return
-    from observability.reconciler import redelivery_senders
+    from airflow_obs.observability.reconciler import redelivery_senders
 
     redeliver_spooled(
         settings=current,
@@ -144,7 +144,7 @@ def recover_dag(event: DagRunEvent) -> None:
     """A run succeeded: end the DAG's alerts now; after a page that bypassed Alertmanager, say so directly."""
     current = settings()
     if current.routes_through_alertmanager:
-        from observability.reconciler import reconcile_now
+        from airflow_obs.observability.reconciler import reconcile_now
 
         reconcile_now(current, event.dag_id)
     failure = DagFailures(state_dir(current)).take(event.dag_id)

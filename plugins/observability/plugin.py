@@ -12,11 +12,10 @@ import importlib
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
-
-from observability import links, logs
-from observability import listeners as listener_hooks
-from observability.extra_links import TASK_LINKS
-from observability.settings import settings
+from airflow_obs.observability import links, logs
+from airflow_obs.observability import listeners as listener_hooks
+from airflow_obs.observability.extra_links import TASK_LINKS
+from airflow_obs.observability.settings import settings
 
 
 class LazyASGIApp:
@@ -45,7 +44,7 @@ class ObservabilityPlugin(AirflowPlugin):
     listeners = [listener_hooks]
     fastapi_apps = [
         {
-            "app": LazyASGIApp("observability.console.app:create_app"),
+            "app": LazyASGIApp("airflow_obs.observability.console.app:create_app"),
             "url_prefix": links.MONITORING_APP_PREFIX,
             "name": "airflow-obs console",
         }

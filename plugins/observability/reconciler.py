@@ -28,14 +28,14 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from observability.failure_sweep import FailureSweep
-from observability.notify import alerts, router
-from observability.notify.alertmanager import SINK, AlertmanagerAPI, alertmanager_sink
-from observability.notify.delivery import redeliver_spooled
-from observability.notify.retries import DeliveryError, Sender
-from observability.notify.sinks import prepare_sinks
-from observability.notify.state import PagedTries, paged_dir
-from observability.settings import PluginSettings
+from airflow_obs.observability.failure_sweep import FailureSweep
+from airflow_obs.observability.notify import alerts, router
+from airflow_obs.observability.notify.alertmanager import SINK, AlertmanagerAPI, alertmanager_sink
+from airflow_obs.observability.notify.delivery import redeliver_spooled
+from airflow_obs.observability.notify.retries import DeliveryError, Sender
+from airflow_obs.observability.notify.sinks import prepare_sinks
+from airflow_obs.observability.notify.state import PagedTries, paged_dir
+from airflow_obs.observability.settings import PluginSettings
 
 log = logging.getLogger("airflow_obs.notify")
 
@@ -195,7 +195,7 @@ def reconcile_now(
     posts = decide(firing or (), facts, current, alerts.now_utc())
     router.update(current, posts)
     if unreported:
-        from observability.paging import page_task_failures  # paging calls this module: imported on use
+        from airflow_obs.observability.paging import page_task_failures  # paging calls this module: imported on use
 
         page_task_failures(unreported)  # in one request: one notification for what one cause failed
     return posts

@@ -1,6 +1,11 @@
-"""Every setting of the plugin, read in one place from AIRFLOW_OBS_* variables, with documented defaults.
+"""Every setting of the plugin: the `[observability]` section of Airflow's configuration, read in one place.
 
-A bad value fails at plugin load with the variable, the value and what was expected (never a silent
+Airflow reads it as it reads its own sections: airflow.cfg, `AIRFLOW__OBSERVABILITY__<KEY>` variables (and their
+`_CMD`/`_SECRET` forms), with the defaults here; the section is declared to Airflow (types, defaults,
+descriptions) by provider_info.py, so `airflow config list` shows it. Without Airflow (`airflow-obs rules export`
+in a Prometheus image) the same variables are read from the environment.
+
+A bad value fails at plugin load with the key, the value and what was expected (never a silent
 fallback): a typo in a notification setting must not turn into alerts that quietly go nowhere.
 Secrets are not settings: Slack, SMTP and webhook credentials live in Airflow connections, which
 the settings only name.
@@ -15,6 +20,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from airflow_obs.package_data import RUNBOOKS_DIR
 
 
 class SettingsError(ValueError):
@@ -98,94 +105,74 @@ DEFAULT_TRACE_URL_TEMPLATE = (
 )
 
 
+SECTION = "observability"
+
+
+def env_var(name: str) -> str:
+    """The variable Airflow reads a key of the section from."""
+    return f"AIRFLOW__{SECTION.upper()}__{name.upper()}"
+
+
 @dataclass(frozen=True)
 class Setting:
-    env_var: str
     default: str
     parse: Callable[[str], Any]
     meaning: str
+    kind: str = "string"  # as Airflow's config types it: string, integer, float
 
 
-# field name -> how it is read. The README's plugin table is checked against this.
+# key of the [observability] section -> how it is read. docs/plugin.md's table is checked against this.
 SETTINGS: dict[str, Setting] = {
-    "airflow_url": Setting(
-        "AIRFLOW_OBS_AIRFLOW_URL", "http://127.0.0.1:8080", _url, "Airflow UI base URL in every link"
-    ),
+    "airflow_url": Setting("http://127.0.0.1:8080", _url, "Airflow UI base URL in every link"),
     # Empty (no Grafana, as on the embedded stack): dashboard and trace links open the console pages instead.
-    "grafana_url": Setting(
-        "AIRFLOW_OBS_GRAFANA_URL", "", _optional_url, "Grafana base URL in links ('' for the console's pages)"
-    ),
+    "grafana_url": Setting("", _optional_url, "Grafana base URL in links ('' for the console's pages)"),
     # What the console reads: the learned baselines and component health (Prometheus), traces (Tempo).
-    "prometheus_url": Setting(
-        "AIRFLOW_OBS_PROMETHEUS_URL", "", _optional_url, "Prometheus the console reads baselines from ('' for none)"
-    ),
-    "tempo_url": Setting(
-        "AIRFLOW_OBS_TEMPO_URL", "", _optional_url, "Tempo's API the console reads traces from ('' for the JSONL store)"
-    ),
+    "prometheus_url": Setting("", _optional_url, "Prometheus the console reads baselines from ('' for none)"),
+    "tempo_url": Setting("", _optional_url, "Tempo's API the console reads traces from ('' for the JSONL store)"),
     # The compose stack's Alertmanager port; `make up` moves it (AIRFLOW_OBS_ALERTMANAGER_PORT) and sets this.
-    "alertmanager_url": Setting(
-        "AIRFLOW_OBS_ALERTMANAGER_URL", "http://127.0.0.1:9093", _url, "Alertmanager base URL in the Monitoring view"
-    ),
+    "alertmanager_url": Setting("http://127.0.0.1:9093", _url, "Alertmanager base URL in the Monitoring view"),
     # Where the plugin posts its alerts (Alertmanager's API, as the plugin reaches it: in Kubernetes a service
     # name, not the public URL of alertmanager_url). Empty: no router, the plugin pages Slack, email and the webhook
     # itself.
     "alertmanager_api_url": Setting(
-        "AIRFLOW_OBS_ALERTMANAGER_API_URL",
         "",
         _optional_url,
         "Alertmanager that routes the plugin's alerts ('' to page directly)",
     ),
     # Prometheus's external label of the same name: Alertmanager's inhibitions compare it (`equal: [environment]`).
-    "environment": Setting(
-        "AIRFLOW_OBS_ENVIRONMENT", "", _label_value, "environment label on the plugin's alerts (as Prometheus's)"
-    ),
+    "environment": Setting("", _label_value, "environment label on the plugin's alerts (as Prometheus's)"),
     "reconcile_interval_seconds": Setting(
-        "AIRFLOW_OBS_RECONCILE_INTERVAL_SECONDS",
         "10",
         _number(0, 300),
         "how often the scheduler resolves recovered alerts and redelivers the spool",
+        "float",
     ),
     # Empty: the api-server's own runbook pages ({airflow_url}/observability/runbooks), which open wherever Airflow
     # runs; a team's wiki or repository folder of <Alert>.md pages instead, when set.
     "runbook_base_url": Setting(
-        "AIRFLOW_OBS_RUNBOOK_BASE_URL",
         "",
         _optional_url,
         "where runbook links point ('' for the runbook pages the api-server serves)",
     ),
     "runbooks_dir": Setting(
-        "AIRFLOW_OBS_RUNBOOKS_DIR",
         "",
         _text,
         "folder of <Alert>.md files the api-server serves (default: the toolkit's runbooks/)",
     ),
-    "trace_url_template": Setting(
-        "AIRFLOW_OBS_TRACE_URL_TEMPLATE", DEFAULT_TRACE_URL_TEMPLATE, _trace_template, "link to one trace"
-    ),
+    "trace_url_template": Setting(DEFAULT_TRACE_URL_TEMPLATE, _trace_template, "link to one trace"),
     "traces_file": Setting(
-        "AIRFLOW_OBS_TRACES_FILE",
         "",
         _text,
         "JSONL file for spans when no OTLP endpoint is set (default: under AIRFLOW_HOME)",
     ),
-    "spool_dir": Setting(
-        "AIRFLOW_OBS_SPOOL_DIR", "", _text, "undeliverable notifications wait here (default: under AIRFLOW_HOME)"
-    ),
-    "notify_timeout_seconds": Setting(
-        "AIRFLOW_OBS_NOTIFY_TIMEOUT_SECONDS", "5", _number(0, 60), "most time one notification may add to a task"
-    ),
-    "notify_max_attempts": Setting(
-        "AIRFLOW_OBS_NOTIFY_MAX_ATTEMPTS", "3", _count(1, 10), "delivery attempts (5xx, 429) before spooling"
-    ),
-    "slack_conn_id": Setting(
-        "AIRFLOW_OBS_SLACK_CONN_ID", "obs_slack", _text, "Slack incoming-webhook connection ('' to disable)"
-    ),
-    "smtp_conn_id": Setting("AIRFLOW_OBS_SMTP_CONN_ID", "obs_smtp", _text, "SMTP connection ('' to disable)"),
-    "email_to": Setting("AIRFLOW_OBS_EMAIL_TO", "", _emails, "recipients of email notifications (none: no email)"),
-    "webhook_conn_id": Setting(
-        "AIRFLOW_OBS_WEBHOOK_CONN_ID", "obs_webhook", _text, "generic JSON webhook connection ('' to disable)"
-    ),
-    "log_format": Setting("AIRFLOW_OBS_LOG_FORMAT", "json", _choice("json", "text"), "the toolkit's own log lines"),
+    "spool_dir": Setting("", _text, "undeliverable notifications wait here (default: under AIRFLOW_HOME)"),
+    "notify_timeout_seconds": Setting("5", _number(0, 60), "most time one notification may add to a task", "float"),
+    "notify_max_attempts": Setting("3", _count(1, 10), "delivery attempts (5xx, 429) before spooling", "integer"),
+    "slack_conn_id": Setting("obs_slack", _text, "Slack incoming-webhook connection ('' to disable)"),
+    "smtp_conn_id": Setting("obs_smtp", _text, "SMTP connection ('' to disable)"),
+    "email_to": Setting("", _emails, "recipients of email notifications (none: no email)"),
+    "webhook_conn_id": Setting("obs_webhook", _text, "generic JSON webhook connection ('' to disable)"),
+    "log_format": Setting("json", _choice("json", "text"), "the toolkit's own log lines"),
 }
 
 
@@ -222,28 +209,42 @@ class PluginSettings:
 
     @property
     def runbooks_path(self) -> Path:
-        # The toolkit's layout: plugins/observability/settings.py, beside the top-level runbooks/ folder.
-        return Path(self.runbooks_dir) if self.runbooks_dir else Path(__file__).resolve().parents[2] / "runbooks"
+        return Path(self.runbooks_dir) if self.runbooks_dir else RUNBOOKS_DIR
 
     @property
     def spool_path(self) -> Path:
         return Path(self.spool_dir) if self.spool_dir else _observability_home() / "spool"
 
 
-def read_settings(environ: Mapping[str, str] = os.environ) -> PluginSettings:
-    """Parse every setting; the first bad one raises SettingsError naming its variable."""
+def parse_settings(raw_value: Callable[[str, str], str]) -> PluginSettings:
+    """Parse every setting from raw_value(key, default); the first bad one raises SettingsError naming it."""
     values: dict[str, Any] = {}
     for name, setting in SETTINGS.items():
         # Set but empty counts as set: that is how a connection id is switched off.
-        raw = environ.get(setting.env_var, setting.default)
+        raw = raw_value(name, setting.default)
         try:
             values[name] = setting.parse(raw)
         except ValueError as reason:
-            raise SettingsError(f"{setting.env_var}={raw!r}: expected {reason}") from None
+            raise SettingsError(f"[{SECTION}] {name} ({env_var(name)})={raw!r}: expected {reason}") from None
     return PluginSettings(**values)
+
+
+def read_settings(environ: Mapping[str, str] = os.environ) -> PluginSettings:
+    """The settings as the AIRFLOW__OBSERVABILITY__* variables of `environ` set them (no airflow.cfg)."""
+    return parse_settings(lambda name, default: environ.get(env_var(name), default))
+
+
+def _from_airflow_config() -> PluginSettings:
+    from airflow.configuration import conf
+
+    return parse_settings(lambda name, default: conf.get(SECTION, name, fallback=default))
 
 
 @cache
 def settings() -> PluginSettings:
-    """The process's settings, read once (at plugin load)."""
-    return read_settings()
+    """The process's settings, read once (at plugin load): Airflow's configuration, else the environment."""
+    try:
+        import airflow.configuration  # noqa: F401  (only whether Airflow is there)
+    except ImportError:
+        return read_settings()
+    return _from_airflow_config()

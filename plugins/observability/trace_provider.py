@@ -16,6 +16,8 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
+from airflow_obs.observability import trace_context as ids
+from airflow_obs.observability.trace_store import JsonlSpanExporter
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
@@ -24,16 +26,15 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from observability import trace_context as ids
-from observability.trace_store import JsonlSpanExporter
-
 log = logging.getLogger("airflow_obs.tracing")
 
 FLUSH_TIMEOUT_SECONDS = 2.0  # most a finished try waits for its spans to reach an OTLP collector
 
 # If these modules are ever executed twice in one process (a loader importing plugin files one by one),
 # both copies must share one provider: the state lives in a sys.modules entry every copy finds.
-STATE = sys.modules.setdefault("observability._tracing_state", types.ModuleType("observability._tracing_state"))
+STATE = sys.modules.setdefault(
+    "airflow_obs.observability._tracing_state", types.ModuleType("airflow_obs.observability._tracing_state")
+)
 for _name, _initial in {
     "lock": threading.RLock(),
     "tracer": None,
@@ -49,7 +50,7 @@ for _name, _initial in {
 def choose_exporter(environ: Mapping[str, str] = os.environ) -> tuple[SpanExporter, bool]:
     """(exporter, batched): OTLP when an OTEL_EXPORTER_OTLP_*ENDPOINT is set, else the JSONL file."""
     if not (environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")):
-        from observability.settings import settings
+        from airflow_obs.observability.settings import settings
 
         # One short append per span (tens of microseconds): written by the caller, nothing waits in a queue.
         return JsonlSpanExporter(settings().traces_path), False

@@ -14,15 +14,14 @@ import logging
 import sys
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from airflow_obs.observability import trace_context as ids
+from airflow_obs.observability import trace_provider
+from airflow_obs.observability.events import DagRunEvent, TaskEvent
+from airflow_obs.observability.trace_store import DAG_ID, RUN_ID
 from opentelemetry.trace import Status, StatusCode
-
-from observability import trace_context as ids
-from observability import trace_provider
-from observability.events import DagRunEvent, TaskEvent
-from observability.trace_store import DAG_ID, RUN_ID
 
 log = logging.getLogger("airflow_obs.tracing")
 
@@ -31,7 +30,7 @@ MAX_EVENTS_PER_TRY = 64
 MAX_ATTRIBUTE_CHARS = 1000
 FINAL_TASK_STATES = frozenset({"success", "failed", "up_for_retry", "skipped"})
 FINAL_RUN_STATES = frozenset({"success", "failed"})
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _STATE = trace_provider.STATE
 _LOCK = trace_provider.STATE.lock
 reset_tracer = trace_provider.reset
@@ -49,14 +48,14 @@ def _ns(moment: datetime | None) -> int:
     if moment is None:
         return time.time_ns()
     if moment.tzinfo is None:  # Airflow's dates are UTC; a naive one is too
-        moment = moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=timezone.utc)
     return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
 def _redact(text: str) -> str:
     """The notifications' redaction (known secrets, Airflow's masker, secret shapes): one rule set for every sink."""
     try:
-        from observability.notify.redaction import redact
+        from airflow_obs.observability.notify.redaction import redact
     except ImportError:  # without it, Airflow's masker alone
         from airflow.sdk._shared.secrets_masker import redact
     return str(redact(text))[:MAX_ATTRIBUTE_CHARS]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from observability.trace_store import DAG_ID, RUN_ID, SpanEvent, SpanRecord
+from airflow_obs.observability.trace_store import DAG_ID, RUN_ID, SpanEvent, SpanRecord
 
 BAR_WIDTH = 40
 MAX_LABEL_WIDTH = 60

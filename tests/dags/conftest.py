@@ -61,7 +61,7 @@ def task_states(dag_run) -> dict[str, str]:
 @pytest.fixture
 def plugin_env(monkeypatch: pytest.MonkeyPatch):
     """Set AIRFLOW_OBS_* variables the plugin reads for one test (its settings are read once, then cached)."""
-    from observability.settings import settings
+    from airflow_obs.observability.settings import settings
 
     def apply(**environ: str) -> None:
         for name, value in environ.items():

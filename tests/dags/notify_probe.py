@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DAG, Param, get_current_context, task
+from airflow_obs.observability.notify.outbox import OUTBOX
 from dag_suite.defaults import suite_dag_args
-from observability.notify.outbox import OUTBOX
 
 DAG_ID = "notify_probe"
 FAILING = {"broken", "mapped_work"}

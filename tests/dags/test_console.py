@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from urllib.parse import quote, unquote
 
 import pytest
-from observability import links
-from observability.settings import read_settings
-from observability.trace_context import derived_trace_id, hex_trace_id
-from observability.trace_store import RUN_ID, read_spans
+from airflow_obs.observability import links
+from airflow_obs.observability.settings import read_settings
+from airflow_obs.observability.trace_context import derived_trace_id, hex_trace_id
+from airflow_obs.observability.trace_store import RUN_ID, read_spans
 
 from tests.conftest import REPO_ROOT
 from tests.dags.api_server import api_server, assert_sent_to_login
@@ -54,8 +54,8 @@ def runs(airflow_db, tmp_path_factory):
     """A run that succeeds, then one that fails, each with its trace in a JSONL store of its own."""
     traces = tmp_path_factory.mktemp("traces") / "traces.jsonl"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW_OBS_TRACES_FILE", str(traces))
-        from observability.settings import settings
+        patch.setenv("AIRFLOW__OBSERVABILITY__TRACES_FILE", str(traces))
+        from airflow_obs.observability.settings import settings
 
         settings.cache_clear()
         ok = build_console_probe().test(logical_date=datetime(2026, 3, 1, tzinfo=UTC), run_conf={"fail": False})
@@ -128,9 +128,9 @@ def server(runs, alertmanager):
 @pytest.fixture
 def console_env(plugin_env, runs, alertmanager):
     plugin_env(
-        AIRFLOW_OBS_ALERTMANAGER_URL=alertmanager.url,
-        AIRFLOW_OBS_ALERTMANAGER_API_URL=alertmanager.url,
-        AIRFLOW_OBS_TRACES_FILE=str(runs["traces"]),
+        AIRFLOW__OBSERVABILITY__ALERTMANAGER_URL=alertmanager.url,
+        AIRFLOW__OBSERVABILITY__ALERTMANAGER_API_URL=alertmanager.url,
+        AIRFLOW__OBSERVABILITY__TRACES_FILE=str(runs["traces"]),
     )
     return plugin_env
 
@@ -169,7 +169,7 @@ def test_a_dags_page_charts_its_recent_runs_and_counts_the_failed_task_with_a_li
     assert chart["labels"] == [ODD_RUN, runs["ok"].run_id, runs["failed"].run_id]  # oldest first
     assert chart["states"] == ["queued", "success", "failed"]
     assert chart["seconds"][0] is None and all(s >= 0 for s in chart["seconds"][1:])  # a queued run has not started
-    assert chart["baseline"] is None and "no Prometheus configured (AIRFLOW_OBS_PROMETHEUS_URL)" in page
+    assert chart["baseline"] is None and "no Prometheus configured (AIRFLOW__OBSERVABILITY__PROMETHEUS_URL)" in page
     assert '<script src="/observability/static/chart.umd.min.js"></script>' in page
     settings = read_settings({})
     failed_try = links.task_log_url(settings, DAG_ID, runs["failed"].run_id, "load", 1)
@@ -232,7 +232,7 @@ def test_text_from_alertmanager_and_ids_with_odd_characters_render_escaped(serve
 
 
 def test_a_trace_store_that_cannot_be_read_leaves_the_rest_of_the_dags_page_working(server, console_env):
-    console_env(AIRFLOW_OBS_TEMPO_URL="http://127.0.0.1:9")
+    console_env(AIRFLOW__OBSERVABILITY__TEMPO_URL="http://127.0.0.1:9")
 
     response = dag_page(server)
 
@@ -244,7 +244,8 @@ def test_a_trace_store_that_cannot_be_read_leaves_the_rest_of_the_dags_page_work
 
 def test_every_page_still_opens_when_alertmanager_cannot_be_reached(server, console_env):
     console_env(
-        AIRFLOW_OBS_ALERTMANAGER_API_URL="http://127.0.0.1:9", AIRFLOW_OBS_ALERTMANAGER_URL="http://127.0.0.1:9"
+        AIRFLOW__OBSERVABILITY__ALERTMANAGER_API_URL="http://127.0.0.1:9",
+        AIRFLOW__OBSERVABILITY__ALERTMANAGER_URL="http://127.0.0.1:9",
     )
 
     dag = dag_page(server)

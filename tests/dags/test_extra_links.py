@@ -10,9 +10,9 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import pytest
-from observability import links
-from observability.settings import read_settings
-from observability.trace_context import derived_trace_id, hex_trace_id
+from airflow_obs.observability import links
+from airflow_obs.observability.settings import read_settings
+from airflow_obs.observability.trace_context import derived_trace_id, hex_trace_id
 
 from tests.dags.api_server import api_server
 
@@ -62,8 +62,8 @@ def extra_links(api, run_id: str, task_id: str, map_index: int = -1) -> dict[str
 def test_a_task_instance_offers_a_trace_link_to_its_runs_trace_and_a_link_to_its_dashboard_in_grafana(
     api, probe_run, plugin_env
 ):
-    plugin_env(AIRFLOW_OBS_GRAFANA_URL="https://grafana.example.com")
-    settings = read_settings({"AIRFLOW_OBS_GRAFANA_URL": "https://grafana.example.com"})
+    plugin_env(AIRFLOW__OBSERVABILITY__GRAFANA_URL="https://grafana.example.com")
+    settings = read_settings({"AIRFLOW__OBSERVABILITY__GRAFANA_URL": "https://grafana.example.com"})
 
     found = extra_links(api, probe_run.run_id, "plain")
 
@@ -84,7 +84,7 @@ def test_without_grafana_the_task_links_open_the_consoles_dag_page_and_trace_pag
 
 
 def test_each_mapped_instance_gets_the_same_links_as_its_task(api, probe_run, plugin_env):
-    plugin_env(AIRFLOW_OBS_GRAFANA_URL="https://grafana.example.com")
+    plugin_env(AIRFLOW__OBSERVABILITY__GRAFANA_URL="https://grafana.example.com")
     first, second = (extra_links(api, probe_run.run_id, "mapped", index) for index in (0, 1))
 
     assert first == second

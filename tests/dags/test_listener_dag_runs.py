@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from airflow.sdk import DAG, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
-from observability import logs, metrics, tracing
+from airflow_obs.observability import logs, metrics, tracing
 
 from tests.dags.conftest import task_states
 from tests.statsd_mapping_matcher import UNMAPPED_METRIC_PREFIX, load_mappings, map_line, parse_line

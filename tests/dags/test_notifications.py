@@ -16,9 +16,9 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
-from observability.notify import router
-from observability.notify.outbox import OUTBOX
-from observability.settings import settings
+from airflow_obs.observability.notify import router
+from airflow_obs.observability.notify.outbox import OUTBOX
+from airflow_obs.observability.settings import settings
 
 from local_stack.captures.http_capture import make_http_capture
 from local_stack.captures.recorder import read_records
@@ -50,9 +50,9 @@ def configure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, slack: str, webho
     monkeypatch.setenv(
         "AIRFLOW_CONN_OBS_SMTP", f"smtp://:{SMTP_PASSWORD}@127.0.0.1:{smtp}?disable_tls=true&disable_ssl=true"
     )
-    monkeypatch.setenv("AIRFLOW_OBS_EMAIL_TO", "oncall@example.com")
-    monkeypatch.setenv("AIRFLOW_OBS_SPOOL_DIR", str(tmp_path / "spool"))
-    monkeypatch.setenv("AIRFLOW_OBS_NOTIFY_TIMEOUT_SECONDS", str(TIMEOUT_SECONDS))
+    monkeypatch.setenv("AIRFLOW__OBSERVABILITY__EMAIL_TO", "oncall@example.com")
+    monkeypatch.setenv("AIRFLOW__OBSERVABILITY__SPOOL_DIR", str(tmp_path / "spool"))
+    monkeypatch.setenv("AIRFLOW__OBSERVABILITY__NOTIFY_TIMEOUT_SECONDS", str(TIMEOUT_SECONDS))
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     settings.cache_clear()

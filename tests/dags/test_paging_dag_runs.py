@@ -12,9 +12,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from observability import reconciler
-from observability.notify import alerts
-from observability.settings import settings
+from airflow_obs.observability import reconciler
+from airflow_obs.observability.notify import alerts
+from airflow_obs.observability.settings import settings
 
 from tests.dags.notify_probe import DAG_ID, run_probe
 from tests.integration.conftest import wait_for
@@ -27,10 +27,10 @@ AIRFLOW_URL = "http://127.0.0.1:8080"
 def am(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningAlertmanager]:
     """Alertmanager routing the plugin's alerts (the local stack's routing); no direct sink is needed."""
     with running_alertmanager(tmp_path / "alertmanager") as running:
-        monkeypatch.setenv("AIRFLOW_OBS_ALERTMANAGER_API_URL", running.url)
-        monkeypatch.setenv("AIRFLOW_OBS_ENVIRONMENT", "local")
-        monkeypatch.setenv("AIRFLOW_OBS_AIRFLOW_URL", AIRFLOW_URL)
-        monkeypatch.setenv("AIRFLOW_OBS_SPOOL_DIR", str(tmp_path / "spool"))
+        monkeypatch.setenv("AIRFLOW__OBSERVABILITY__ALERTMANAGER_API_URL", running.url)
+        monkeypatch.setenv("AIRFLOW__OBSERVABILITY__ENVIRONMENT", "local")
+        monkeypatch.setenv("AIRFLOW__OBSERVABILITY__AIRFLOW_URL", AIRFLOW_URL)
+        monkeypatch.setenv("AIRFLOW__OBSERVABILITY__SPOOL_DIR", str(tmp_path / "spool"))
         for sink in ("SLACK", "SMTP", "WEBHOOK"):
             monkeypatch.setenv(f"AIRFLOW_OBS_{sink}_CONN_ID", "")
         settings.cache_clear()
@@ -119,7 +119,7 @@ def test_a_task_set_to_success_by_hand_ends_its_own_alert_at_the_schedulers_next
 
 
 def test_a_run_that_times_out_raises_the_run_alert_with_the_run_link(probe_dag, am: RunningAlertmanager) -> None:
-    from observability.notify.outbox import OUTBOX
+    from airflow_obs.observability.notify.outbox import OUTBOX
 
     dag_run = run_probe(probe_dag, healthy=True)
     dag_run.set_state("failed")
@@ -136,8 +136,8 @@ def test_the_sweep_finds_final_failures_no_page_covers_and_skips_the_covered_and
     probe_dag, am: RunningAlertmanager
 ) -> None:
     from airflow.utils.session import create_session
-    from observability.failure_sweep import FailureSweep
-    from observability.notify.state import PagedTries, paged_dir
+    from airflow_obs.observability.failure_sweep import FailureSweep
+    from airflow_obs.observability.notify.state import PagedTries, paged_dir
 
     sweep = FailureSweep()
     paged = PagedTries(paged_dir(settings()))

@@ -138,8 +138,8 @@ def test_bad_server_options_are_refused_at_start():
 
 
 @pytest.mark.timeout(60)
-def test_airflow_obs_source_api_prints_its_address_and_stops_cleanly_on_sigterm():
-    command = [sys.executable, "-m", "airflow_obs", "source-api", "--port", str(free_port())]
+def test_the_source_api_prints_its_address_and_stops_cleanly_on_sigterm():
+    command = [sys.executable, "-m", "local_stack", "source-api", "--port", str(free_port())]
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()  # the first line is printed once the server is bound

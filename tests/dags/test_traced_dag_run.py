@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from airflow.listeners import hookimpl
-from observability import trace_context, tracing
-from observability.events import DagRunEvent, TaskEvent
-from observability.trace_store import SpanRecord, read_spans
+from airflow_obs.observability import trace_context, tracing
+from airflow_obs.observability.events import DagRunEvent, TaskEvent
+from airflow_obs.observability.trace_store import SpanRecord, read_spans
 
 from tests.dags.conftest import task_states
 

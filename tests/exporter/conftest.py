@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
-from airflow_exporter.database import make_engine
-from airflow_exporter.instrumentation import GuardedCollectors
+from airflow_obs.exporter.database import make_engine
+from airflow_obs.exporter.instrumentation import GuardedCollectors
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, create_engine, delete, insert
 

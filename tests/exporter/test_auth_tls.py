@@ -20,10 +20,10 @@ from pathlib import Path
 
 import bcrypt
 import pytest
-from airflow_exporter import auth
-from airflow_exporter.auth import BasicAuthVerifier, require_basic_auth
-from airflow_exporter.config import ConfigError
-from airflow_exporter.http_server import make_http_server
+from airflow_obs.exporter import auth
+from airflow_obs.exporter.auth import BasicAuthVerifier, require_basic_auth
+from airflow_obs.exporter.config import ConfigError
+from airflow_obs.exporter.http_server import make_http_server
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -240,8 +240,8 @@ def test_a_missing_key_file_is_an_error_naming_it(tmp_path: Path, tls_files) -> 
 SERVE_APP = textwrap.dedent(
     """
     import sys
-    from airflow_exporter.config import load_config
-    from airflow_exporter.http_server import serve_app
+    from airflow_obs.exporter.config import load_config
+    from airflow_obs.exporter.http_server import serve_app
 
     def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from airflow_exporter.collectors.finished_work import FinishedWorkCollector
-from airflow_exporter.tracking import FinishedWorkTracker
+from airflow_obs.exporter.collectors.finished_work import FinishedWorkCollector
+from airflow_obs.exporter.tracking import FinishedWorkTracker
 from sqlalchemy import event
 
 from tests.exporter.conftest import seed_dag, seed_run, seed_ti, set_run, set_ti, writable

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 from datetime import UTC, datetime, timedelta
 
-from airflow_exporter.collectors.components import ComponentHeartbeatCollector
-from airflow_exporter.collectors.dags import DagCollector
+from airflow_obs.exporter.collectors.components import ComponentHeartbeatCollector
+from airflow_obs.exporter.collectors.dags import DagCollector
 from prometheus_client import generate_latest
 from sqlalchemy import insert
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import bcrypt
 import pytest
-from airflow_exporter.config import FILE_KEYS, ConfigError, ExporterConfig, load_config
+from airflow_obs.exporter.config import FILE_KEYS, ConfigError, ExporterConfig, load_config
 
 HASH = bcrypt.hashpw(b"scrape-secret", bcrypt.gensalt(rounds=4)).decode()
 OTHER_HASH = bcrypt.hashpw(b"other-secret", bcrypt.gensalt(rounds=4)).decode()
@@ -172,6 +172,19 @@ def test_a_bad_environment_value_is_reported_with_the_variable_name(
     assert str(error.value) == f"exporter config ${variable}: key '{key}': expected {expected}, got {value!r}"
 
 
+def test_a_problem_is_reported_against_the_variable_that_overrides_the_file(tmp_path: Path) -> None:
+    path = config_file(tmp_path, "port: 9112\nbaseline_min_runs: 10\n")
+
+    with pytest.raises(ConfigError, match=r"^exporter config \$AIRFLOW_OBS_EXPORTER_PORT: key 'port': .*, got '0'$"):
+        load_config(path, environ={"AIRFLOW_OBS_EXPORTER_PORT": "0"})
+    # Two keys disagree: the one the file set is named, with the file.
+    with pytest.raises(ConfigError) as error:
+        load_config(path, environ={"AIRFLOW_OBS_EXPORTER_BASELINE_MAX_RUNS": "5"})
+    assert str(error.value) == (
+        f"exporter config {path}: key 'baseline_min_runs': expected at most baseline_max_runs (5), got 10"
+    )
+
+
 def test_a_bad_database_url_is_reported_without_echoing_it() -> None:
     with pytest.raises(ConfigError) as error:
         load_config(environ={"AIRFLOW_OBS_EXPORTER_DB_URL": "exporter:hunter2 at db-host"})
@@ -319,3 +332,17 @@ def test_the_repr_shows_neither_the_database_password_nor_the_hashes() -> None:
 
     assert "hunter2" not in repr(config)
     assert HASH not in repr(config)
+
+
+def test_an_explicit_environment_is_the_only_one_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_OBS_EXPORTER_PORT", "0")
+
+    assert load_config(environ={}).port is None
+    with pytest.raises(ConfigError, match=r"^exporter config \$AIRFLOW_OBS_EXPORTER_PORT: key 'port'"):
+        load_config()  # the process environment, when none is given
+
+
+def test_users_come_only_from_files_not_from_a_variable() -> None:
+    config = load_config(environ={"AIRFLOW_OBS_EXPORTER_BASIC_AUTH_USERS": f'{{"prometheus": "{HASH}"}}'})
+
+    assert dict(config.basic_auth_users) == {}

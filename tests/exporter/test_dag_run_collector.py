@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow_exporter.collectors.dag_runs import DagRunCollector
+from airflow_obs.exporter.collectors.dag_runs import DagRunCollector
 from sqlalchemy import update
 
 from tests.exporter.conftest import registry_for, seed_dag, seed_run, writable

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from airflow_exporter.collectors.finished_work import FinishedWorkCollector
+from airflow_obs.exporter.collectors.finished_work import FinishedWorkCollector
 
 from tests.exporter.conftest import registry_for, seed_dag, seed_run, seed_ti, set_run, set_ti, writable
 

@@ -6,9 +6,9 @@ import math
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from airflow_exporter.collectors.deadlines import DeadlineCollector
-from airflow_exporter.collectors.pools import PoolCollector
-from airflow_exporter.collectors.task_instances import TaskInstanceCollector
+from airflow_obs.exporter.collectors.deadlines import DeadlineCollector
+from airflow_obs.exporter.collectors.pools import PoolCollector
+from airflow_obs.exporter.collectors.task_instances import TaskInstanceCollector
 from sqlalchemy import insert
 
 from tests.exporter.conftest import registry_for, seed_dag, seed_run, seed_ti, writable

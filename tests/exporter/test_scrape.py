@@ -5,12 +5,12 @@ from __future__ import annotations
 import subprocess
 from datetime import UTC, datetime, timedelta
 
-from airflow_exporter.budget import SeriesBudget
-from airflow_exporter.collectors.health import MetadataDBHealthCollector
-from airflow_exporter.config import ExporterConfig
-from airflow_exporter.exposition import render_text
-from airflow_exporter.scrape import BoundedScrape
-from airflow_exporter.server import build_registry
+from airflow_obs.exporter.budget import SeriesBudget
+from airflow_obs.exporter.collectors.health import MetadataDBHealthCollector
+from airflow_obs.exporter.config import ExporterConfig
+from airflow_obs.exporter.exposition import render_text
+from airflow_obs.exporter.scrape import BoundedScrape
+from airflow_obs.exporter.server import build_registry
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 

@@ -22,6 +22,8 @@ from local_stack.settings import PORTS, StackSettings, load_settings
 from tests.conftest import REPO_ROOT, free_ports
 
 AIRFLOW_OBS = str(Path(sys.prefix) / "bin" / "airflow-obs")
+# The repository's own stack: `make up` runs this.
+LOCAL_STACK = [sys.executable, "-m", "local_stack"]
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
@@ -76,7 +78,7 @@ class LocalStack:
 
     def run(self, *args: str, timeout: float = 420) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [AIRFLOW_OBS, *args],
+            [*LOCAL_STACK, *args],
             env=self.env,
             cwd=REPO_ROOT,
             capture_output=True,
@@ -144,12 +146,12 @@ def stack_home(prefix: str) -> Path:
 
 @contextlib.contextmanager
 def running_stack(extra_env: dict[str, str] | None = None) -> Iterator[LocalStack]:
-    """`airflow-obs up` in a fresh folder; on exit `airflow-obs down`, then SIGKILL anything left, by PID."""
+    """`make up` in a fresh folder; on exit `make down`, then SIGKILL anything left, by PID."""
     home = stack_home("airflow-obs-it-")
     stack = LocalStack(home, extra_env)
     try:
         result = stack.run("up")
-        assert result.returncode == 0, f"airflow-obs up failed:\n{result.stdout}\n{result.stderr}"
+        assert result.returncode == 0, f"up failed:\n{result.stdout}\n{result.stderr}"
         yield stack
     finally:
         stack.run("down", timeout=150)

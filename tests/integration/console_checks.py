@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from observability.console.alerts import NOT_PROBLEMS
+from airflow_obs.observability.console.alerts import NOT_PROBLEMS
 
 from local_stack.incidents.client import StackClient
 from local_stack.secrets import ensure_airflow_passwords

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from grafana_dashboards.write import render
+from airflow_obs.grafana_dashboards.write import render
 
 from tests.integration.conftest import http_json
 

@@ -6,8 +6,8 @@ import json
 import time
 import urllib.parse
 
-from grafana_dashboards.queries import PanelQuery, panel_queries
-from grafana_dashboards.write import render
+from airflow_obs.grafana_dashboards.queries import PanelQuery, panel_queries
+from airflow_obs.grafana_dashboards.write import render
 
 from tests.integration.conftest import http_json
 

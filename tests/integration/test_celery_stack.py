@@ -13,8 +13,8 @@ from contextlib import closing
 
 import psycopg2
 import pytest
+from airflow_obs.grafana_dashboards.compose_only import CELERY_STACK_ONLY
 from dag_suite.etl.generator import generate_day
-from grafana_dashboards.compose_only import CELERY_STACK_ONLY
 
 from local_stack.airflow_env import warehouse_url
 from local_stack.incidents import warehouse_outage, worker_loss

@@ -2,7 +2,7 @@
 And where a Grafana is configured, alerts link to its dashboards and traces, not to the console.
 
 Compose-only panels (their source runs only in compose) and event-only panels are skipped by name; an entry of
-either list that names no panel fails the test. The stack's AIRFLOW_OBS_GRAFANA_URL is a stand-in for Grafana
+either list that names no panel fails the test. The stack's [observability] grafana_url is a stand-in for Grafana
 (tests/integration/fake_grafana.py) that knows the generated dashboards.
 """
 
@@ -12,10 +12,10 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from airflow_obs.grafana_dashboards.compose_only import CELERY_STACK_ONLY, COMPOSE_ONLY, EVENT_ONLY
+from airflow_obs.grafana_dashboards.queries import panel_queries, panels
+from airflow_obs.grafana_dashboards.write import render
 from dag_suite.faults import SLOW_SECONDS_VARIABLE
-from grafana_dashboards.compose_only import CELERY_STACK_ONLY, COMPOSE_ONLY, EVENT_ONLY
-from grafana_dashboards.queries import panel_queries, panels
-from grafana_dashboards.write import render
 
 from local_stack.incidents.client import StackClient
 from local_stack.incidents.scenarios import BASELINE_DAG, BASELINE_TASK, FAILING_DAG, FAULT_FAIL
@@ -41,7 +41,9 @@ def grafana() -> Iterator[FakeGrafana]:
 
 @pytest.fixture(scope="module")
 def stack(grafana: FakeGrafana) -> Iterator[LocalStack]:
-    with running_stack({"AIRFLOW_OBS_SCRAPE_INTERVAL": "2s", "AIRFLOW_OBS_GRAFANA_URL": grafana.url}) as started:
+    with running_stack(
+        {"AIRFLOW_OBS_SCRAPE_INTERVAL": "2s", "AIRFLOW__OBSERVABILITY__GRAFANA_URL": grafana.url}
+    ) as started:
         yield started
 
 

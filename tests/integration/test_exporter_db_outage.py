@@ -64,7 +64,7 @@ class ExporterProcess:
 def running_exporter(db_url: str) -> Iterator[ExporterProcess]:
     port = free_port()
     env = {**os.environ, "AIRFLOW_OBS_EXPORTER_DB_URL": db_url, "AIRFLOW_OBS_EXPORTER_SNAPSHOT_CACHE_SECONDS": "0"}
-    env.pop("AIRFLOW_OBS_LOG_FORMAT", None)
+    env.pop("AIRFLOW__OBSERVABILITY__LOG_FORMAT", None)
     log_file = Path(tempfile.mkdtemp(prefix="exporter-log-")) / "stderr.log"
     with log_file.open("wb") as stderr:
         process = subprocess.Popen(
@@ -116,7 +116,7 @@ def test_postgres_stopping_and_restarting_is_followed_scrape_by_scrape() -> None
             # The outage is in the exporter's log as JSON lines, with the fields every toolkit line has.
             outage = [line for line in exporter.log_lines() if line["message"].startswith("metadata DB unreachable")]
             assert outage and all(line["level"] == "WARNING" for line in outage)
-            assert outage[0]["logger"] == "airflow_exporter.collectors.health"
+            assert outage[0]["logger"] == "airflow_obs.exporter.collectors.health"
             assert {"ts", "trace_id", "span_id", "dag_id", "task_id"} <= set(outage[0])
     finally:
         throwaway_postgres.stop(server)

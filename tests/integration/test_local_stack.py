@@ -237,8 +237,8 @@ def test_the_scheduler_schedules_the_suite_and_runs_its_dags(started_stack: Loca
     assert sample_of(samples, "airflow_dag_run_duration_seconds_count", dag_id="etl_orders", state="success") >= 1
     # The plugin traced the run from the real processes: the run span (scheduler) and one span per task
     # try (task runner) in one trace whose id anyone can compute from (dag_id, run_id).
-    from observability.trace_store import read_spans, run_traces
-    from observability.tracing import trace_id_for_run
+    from airflow_obs.observability.trace_store import read_spans, run_traces
+    from airflow_obs.observability.tracing import trace_id_for_run
 
     traces_file = started_stack.settings.airflow_home / "observability" / "traces.jsonl"
     etl_run = runs["etl_orders"]

@@ -90,17 +90,19 @@ def test_the_committed_alertmanager_routing_passes_amtool() -> None:
 
 
 def test_the_committed_rule_files_are_exactly_what_the_catalogue_renders() -> None:
-    from alerting.render import committed_rule_files
+    from airflow_obs.alerting.render import committed_rule_files
 
     rendered = committed_rule_files()
 
     assert sorted(rendered) == [path.name for path in RULE_FILES]
     for name, text in rendered.items():
-        assert (RULES_DIR / name).read_text() == text, f"{name} is stale: run `.venv/bin/python -m alerting`"
+        assert (RULES_DIR / name).read_text() == text, (
+            f"{name} is stale: run `.venv/bin/python -m airflow_obs.alerting`"
+        )
 
 
 def test_every_runbook_belongs_to_an_alert_or_a_plugin_message_and_every_alert_has_one() -> None:
-    from observability.notify import messages
+    from airflow_obs.observability.notify import messages
 
     alerts = {param.values[0]["alert"] for param in alerting_rules()}
     plugin_messages = {getattr(messages, name) for name in dir(messages) if name.startswith("RUNBOOK_")}
@@ -128,7 +130,7 @@ def test_every_alert_links_its_dashboard_and_an_alert_about_a_dag_links_the_dag_
 
 
 def test_a_threshold_override_reaches_the_rendered_rule_and_the_words_around_it() -> None:
-    from alerting.render import render_rule_files
+    from airflow_obs.alerting.render import render_rule_files
 
     environ = {"AIRFLOW_OBS_ALERT_DAG_FAILING_WINDOW": "2m", "AIRFLOW_OBS_ALERT_DAG_SUCCESS_GRACE": "30s"}
     text = render_rule_files(environ)["airflow.rules.yml"]
@@ -156,7 +158,7 @@ def test_a_threshold_override_reaches_the_rendered_rule_and_the_words_around_it(
     ],
 )
 def test_a_bad_threshold_names_the_variable_the_value_and_what_is_expected(environ, message) -> None:
-    from alerting.thresholds import ThresholdError, resolve
+    from airflow_obs.alerting.thresholds import ThresholdError, resolve
 
     with pytest.raises(ThresholdError) as raised:
         resolve(environ)
@@ -165,7 +167,7 @@ def test_a_bad_threshold_names_the_variable_the_value_and_what_is_expected(envir
 
 
 def test_the_thresholds_are_documented_in_one_table_with_their_variables() -> None:
-    from alerting.thresholds import THRESHOLDS, env_var
+    from airflow_obs.alerting.thresholds import THRESHOLDS, env_var
 
     docs = (REPO_ROOT / "docs" / "alerting.md").read_text()
 

@@ -1,4 +1,4 @@
-"""A benchmark stopped with SIGTERM still runs `airflow-obs down` on its private stack and removes its folder."""
+"""A benchmark stopped with SIGTERM still runs `make down` on its private stack and removes its folder."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def test_sigterm_inside_a_benchmark_still_stops_its_stack_and_removes_its_folder
     fake = tmp_path / "airflow-obs"
     fake.write_text(f'#!/bin/sh\necho "$1 $AIRFLOW_OBS_HOME" >> {calls}\n')
     fake.chmod(0o755)
-    monkeypatch.setattr(private_stack, "AIRFLOW_OBS", str(fake))
+    monkeypatch.setattr(private_stack, "STACK_COMMAND", [str(fake)])
 
     with (
         pytest.raises(SystemExit) as stopped,

@@ -316,7 +316,7 @@ def test_a_served_capture_announces_its_address_and_exits_cleanly_on_sigterm(
     command = [
         sys.executable,
         "-m",
-        "airflow_obs",
+        "local_stack",
         "capture",
         kind,
         "--port",

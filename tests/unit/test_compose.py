@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jsonschema
-from observability.settings import read_settings
+from airflow_obs.observability.settings import read_settings
 
 from local_stack.compose_config import (
     COMPOSE_DIR,
@@ -56,8 +56,17 @@ def test_every_bind_mounted_host_file_or_folder_exists_in_the_repository(service
     assert grafana_dashboards["/var/lib/grafana/dashboards/airflow-obs"] == REPO_ROOT / "dashboards"
 
 
+def copied_sources(dockerfile: str) -> list[str]:
+    return [
+        source
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY ")
+        for source in [part for part in line.split()[1:] if not part.startswith("--")][:-1]
+    ]
+
+
 def test_the_airflow_image_is_built_from_the_official_image_with_sources_that_exist(services: dict[str, Any]) -> None:
-    builds = {json.dumps(service["build"], sort_keys=True) for service in services.values() if "build" in service}
+    builds = {json.dumps(service["build"], sort_keys=True) for service in airflow_services(services).values()}
     assert len(builds) == 1, f"one image for every Airflow service, got builds {builds}"
     build = json.loads(builds.pop())
     context = (COMPOSE_DIR / build["context"]).resolve()
@@ -65,15 +74,26 @@ def test_the_airflow_image_is_built_from_the_official_image_with_sources_that_ex
     dockerfile = (context / build["dockerfile"]).read_text()
 
     assert re.search(r"^FROM apache/airflow:3\.3\.2-python3\.11$", dockerfile, re.MULTILINE)
-    sources = [
-        source
-        for line in dockerfile.splitlines()
-        if line.startswith("COPY ")
-        for source in [part for part in line.split()[1:] if not part.startswith("--")][:-1]
-    ]
+    assert '"/opt/airflow-obs[plugin]"' in dockerfile
+    sources = copied_sources(dockerfile)
     assert sources, "the Dockerfile copies the project"
     for source in sources:
         assert glob.glob(str(context / source)), f"COPY {source}: nothing in the build context matches"
+
+
+def test_the_exporter_has_its_own_small_image_without_airflow(services: dict[str, Any]) -> None:
+    exporter = services["airflow-exporter"]
+    context = (COMPOSE_DIR / exporter["build"]["context"]).resolve()
+    dockerfile = (context / exporter["build"]["dockerfile"]).read_text()
+    ignored = (context / f"{exporter['build']['dockerfile']}.dockerignore").read_text().split()
+
+    assert re.search(r"^FROM python:3\.11-slim", dockerfile, re.MULTILINE)
+    assert '"/opt/airflow-obs[exporter]"' in dockerfile and "apache-airflow" not in dockerfile
+    for source in copied_sources(dockerfile):
+        assert glob.glob(str(context / source)), f"COPY {source}: nothing in the build context matches"
+        assert source.split("/")[0] not in ignored, f"COPY {source}, which the .dockerignore leaves out"
+    # The database URL is the exporter's own setting: it has no Airflow to read sql_alchemy_conn from.
+    assert "AIRFLOW_OBS_EXPORTER_DB_URL" in exporter["environment"]
 
 
 def test_the_build_context_keeps_the_virtualenv_and_local_secrets_out() -> None:
@@ -189,7 +209,12 @@ def test_published_host_ports_are_distinct(services: dict[str, Any]) -> None:
 
 
 def airflow_services(services: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {name: service for name, service in services.items() if name.startswith("airflow-")}
+    """The services that run Airflow (the exporter has its own image, without Airflow)."""
+    return {
+        name: service
+        for name, service in services.items()
+        if name.startswith("airflow-") and name != "airflow-exporter"
+    }
 
 
 def test_the_plugin_settings_of_every_airflow_service_are_valid_and_point_at_the_published_urls(

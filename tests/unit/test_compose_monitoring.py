@@ -12,13 +12,13 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from observability.links import (
+from airflow_obs.observability.links import (
     DAG_DASHBOARD_UID,
     FRESHNESS_DASHBOARD_UID,
     INFRA_DASHBOARD_UID,
     OVERVIEW_DASHBOARD_UID,
 )
-from observability.settings import DEFAULT_TRACE_URL_TEMPLATE
+from airflow_obs.observability.settings import DEFAULT_TRACE_URL_TEMPLATE
 
 from local_stack.compose_config import (
     ALERTMANAGER_FILE,

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from airflow_obs.observability.console.tempo import TraceUnavailable, fetch_trace
+from airflow_obs.observability.trace_store import DAG_ID, SpanEvent, SpanRecord
 from google.protobuf.json_format import MessageToDict
-from observability.console.tempo import TraceUnavailable, fetch_trace
-from observability.trace_store import DAG_ID, SpanEvent, SpanRecord
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from alerting.catalogue import recording_rules
-from grafana_dashboards.compose_only import CELERY_STACK_ONLY, COMPOSE_ONLY, EVENT_ONLY
-from grafana_dashboards.queries import panel_queries, panels
-from grafana_dashboards.write import DASHBOARD_DIR, differing, render
-from observability import links
+from airflow_obs.alerting.catalogue import recording_rules
+from airflow_obs.grafana_dashboards.compose_only import CELERY_STACK_ONLY, COMPOSE_ONLY, EVENT_ONLY
+from airflow_obs.grafana_dashboards.queries import panel_queries, panels
+from airflow_obs.grafana_dashboards.write import DASHBOARD_DIR, differing, render
+from airflow_obs.observability import links
 
 from tests.conftest import REPO_ROOT
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
-EXPORTER_SRC = REPO_ROOT / "exporters" / "airflow_exporter"
+EXPORTER_SRC = REPO_ROOT / "exporters" / "exporter"
 STATSD_MAPPING = REPO_ROOT / "exporters" / "statsd_mapping.yml"
 # Sample values for Grafana's variables, so a query is plain PromQL that promtool can parse.
 SAMPLES = {"$__rate_interval": "1m", "$__range": "1h", "$__interval": "1m", "$dag_id": "etl_orders", "$task_id": ".*"}
@@ -69,7 +69,7 @@ def exporter_metrics() -> set[str]:
     for path in EXPORTER_SRC.rglob("*.py"):
         names |= set(re.findall(r'"(airflow_[a-z0-9_]+)"', path.read_text()))
     # Baselines are named from a prefix and the quantile names (baselines.py DurationBaselines.families).
-    from airflow_exporter.baselines import QUANTILES
+    from airflow_obs.exporter.baselines import QUANTILES
 
     for prefix in ("airflow_dag_run", "airflow_task"):
         names |= {f"{prefix}_duration_baseline_{q}_seconds" for q in QUANTILES} | {
@@ -107,7 +107,7 @@ def metric_names(expr: str) -> set[str]:
 
 
 def test_regenerating_the_dashboards_gives_exactly_the_committed_json() -> None:
-    assert differing() == [], f"run `.venv/bin/python -m grafana_dashboards`; these differ: {differing()}"
+    assert differing() == [], f"run `.venv/bin/python -m airflow_obs.grafana_dashboards`; these differ: {differing()}"
 
 
 def test_the_check_mode_names_a_file_that_differs(tmp_path: Path) -> None:

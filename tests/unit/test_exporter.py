@@ -8,12 +8,12 @@ from typing import Any
 from wsgiref.util import setup_testing_defaults
 
 import pytest
-from airflow_exporter.app import make_app
-from airflow_exporter.collectors.health import MetadataDBHealthCollector
-from airflow_exporter.config import ExporterConfig
-from airflow_exporter.database import make_engine, read_airflow_settings
-from airflow_exporter.instrumentation import GuardedCollectors
-from airflow_exporter.server import build_registry as build_exporter_registry
+from airflow_obs.exporter.app import make_app
+from airflow_obs.exporter.collectors.health import MetadataDBHealthCollector
+from airflow_obs.exporter.config import ExporterConfig
+from airflow_obs.exporter.database import make_engine, read_airflow_settings
+from airflow_obs.exporter.instrumentation import GuardedCollectors
+from airflow_obs.exporter.server import build_registry as build_exporter_registry
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 

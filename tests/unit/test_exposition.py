@@ -7,8 +7,8 @@ import math
 from wsgiref.util import setup_testing_defaults
 
 import pytest
-from airflow_exporter.app import make_app
-from airflow_exporter.exposition import render_text
+from airflow_obs.exporter.app import make_app
+from airflow_obs.exporter.exposition import render_text
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,

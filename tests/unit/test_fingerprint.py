@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from observability.notify.fingerprint import LENGTH, fingerprint, normalise
+from airflow_obs.observability.notify.fingerprint import LENGTH, fingerprint, normalise
 
 
 @pytest.mark.parametrize(
@@ -68,7 +68,7 @@ def test_the_fingerprint_is_short_hex_and_stable() -> None:
 
 
 def test_a_try_killed_before_reporting_is_one_cause_whether_the_sweep_or_the_scheduler_found_it() -> None:
-    from observability.failure_sweep import UNREPORTED_ERROR, cause_of
+    from airflow_obs.observability.failure_sweep import UNREPORTED_ERROR, cause_of
 
     scheduler = (
         "Executor LocalExecutor(parallelism=8) reported that the task instance <TaskInstance: etl.load manual__1 "

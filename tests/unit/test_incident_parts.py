@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from observability.notify import alerts as plugin_alerts
+from airflow_obs.observability.notify import alerts as plugin_alerts
 
 from bench.incident_bench import DELAYS
 from local_stack.alertmanager_config import write_alertmanager_config

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 import yaml
-from alerting import kubernetes
-from alerting.kubernetes import EXAMPLE_URLS
-from alerting.render import render_rule_files
-from observability.settings import SETTINGS
+from airflow_obs.alerting.render import render_rule_files
+from airflow_obs.observability.settings import SETTINGS, env_var
+
+from local_stack import kubernetes_config as kubernetes
+from local_stack.kubernetes_config import EXAMPLE_URLS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 K8S_DIR = REPO_ROOT / "kubernetes"
@@ -60,7 +61,7 @@ def _values() -> dict[str, Any]:
 
 
 def test_the_committed_files_equal_a_fresh_generation():
-    assert kubernetes.drifted() == [], "run: .venv/bin/python -m alerting.kubernetes"
+    assert kubernetes.drifted() == [], "run: .venv/bin/python -m local_stack.kubernetes_config"
 
 
 def test_check_mode_exits_non_zero_and_names_the_file_that_drifted(tmp_path, capsys):
@@ -142,7 +143,7 @@ def test_the_exporter_service_reaches_the_deployments_pods_on_the_metrics_port()
     container_ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     (port,) = service["spec"]["ports"]
     assert container_ports[port["targetPort"]] == port["port"] == 9112
-    assert container["command"][-2:] == ["--port", "9112"]
+    assert container["args"][-2:] == ["--port", "9112"]
 
 
 def test_service_monitors_give_the_exporter_the_job_name_the_alert_rules_select():
@@ -196,7 +197,7 @@ def test_every_top_level_key_of_the_values_file_is_a_key_of_the_official_chart()
 
 def test_the_plugin_settings_the_values_file_sets_are_settings_the_plugin_reads():
     names = {entry["name"] for entry in _values()["env"]}
-    assert names and names <= {setting.env_var for setting in SETTINGS.values()}
+    assert names and names <= {env_var(name) for name in SETTINGS}
 
 
 def _walk(node: Any, path: str = ""):

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from airflow.sdk.execution_time.task_runner import TaskInstanceState as WorkerState
 from airflow.utils.state import TaskInstanceState
-from observability import listeners, logs, metrics, paging, tracing
-from observability.events import DagRunEvent, TaskEvent
+from airflow_obs.observability import listeners, logs, metrics, paging, tracing
+from airflow_obs.observability.events import DagRunEvent, TaskEvent
 
 from tests.conftest import REPO_ROOT
 from tests.statsd_mapping_matcher import UNMAPPED_METRIC_PREFIX, airflow_metric_registry, load_mappings, map_line
@@ -134,7 +134,7 @@ def test_every_hook_matches_airflows_hook_specification(manager: str) -> None:
     for hook in hooks:
         caller = getattr(manager_.hook, hook)
         assert caller.spec is not None, hook
-        assert [impl.plugin_name for impl in caller.get_hookimpls()] == ["observability.listeners"], hook
+        assert [impl.plugin_name for impl in caller.get_hookimpls()] == ["airflow_obs.observability.listeners"], hook
 
 
 def test_a_worker_try_goes_to_every_sink_running_then_success(sinks: dict[str, list]) -> None:
@@ -235,20 +235,20 @@ def test_a_raising_sink_stops_neither_the_others_nor_the_task_and_is_logged_once
         "observability traces sink failed",
         "observability metrics sink failed",
     ]
-    assert warnings[0]["logger"] == "observability.listeners"
+    assert warnings[0]["logger"] == "airflow_obs.observability.listeners"
     assert "ConnectionError: collector unreachable" in warnings[0]["exception"]
 
 
 def test_a_tracing_module_that_cannot_be_imported_costs_the_traces_only(
     monkeypatch: pytest.MonkeyPatch, log_lines
 ) -> None:
-    import observability
+    from airflow_obs import observability
 
     received: list[TaskEvent] = []
     monkeypatch.setattr(listeners, "_reported", set())
     monkeypatch.setattr(metrics, "record_task_event", received.append)
     monkeypatch.delattr(observability, "tracing")
-    monkeypatch.setitem(sys.modules, "observability.tracing", None)  # the next import raises ImportError
+    monkeypatch.setitem(sys.modules, "airflow_obs.observability.tracing", None)  # the next import raises ImportError
 
     listeners.on_task_instance_running(previous_state=None, task_instance=worker_ti())
 
@@ -378,7 +378,7 @@ def test_our_statsd_lines_land_on_no_airflow_or_exporter_family() -> None:
     from tests.statsd_mapping_matcher import parse_line
 
     mappings = load_mappings()
-    exporter_source = "\n".join(p.read_text() for p in (REPO_ROOT / "exporters" / "airflow_exporter").rglob("*.py"))
+    exporter_source = "\n".join(p.read_text() for p in (REPO_ROOT / "exporters" / "exporter").rglob("*.py"))
     exporter_families = set(re.findall(r"\bairflow_[a-z_]+", exporter_source))
 
     for name, (kind, tags, _) in metrics.METRICS.items():

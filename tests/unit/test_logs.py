@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from airflow.sdk._shared.secrets_masker import mask_secret
-from observability import logs, tracing
-from observability.events import DagRunEvent, TaskEvent
+from airflow_obs.observability import logs, tracing
+from airflow_obs.observability.events import DagRunEvent, TaskEvent
 
 START = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 
@@ -72,7 +72,11 @@ def test_an_event_line_is_one_json_object_with_every_field(captured: Captured) -
     (line,) = captured.lines()
     assert set(logs.FIELDS) <= set(line)
     assert line["ts"].endswith("Z") and datetime.fromisoformat(line["ts"]).tzinfo is not None
-    assert (line["level"], line["message"], line["logger"]) == ("INFO", "task try succeeded", "observability.listeners")
+    assert (line["level"], line["message"], line["logger"]) == (
+        "INFO",
+        "task try succeeded",
+        "airflow_obs.observability.listeners",
+    )
     assert (line["dag_id"], line["task_id"], line["try_number"], line["state"]) == ("etl_orders", "load", 2, "success")
     assert (line["owner"], line["team"], line["duration_seconds"]) == ("data-eng", "data-platform", 1.5)
 
@@ -116,9 +120,13 @@ def test_a_tracing_error_costs_the_ids_not_the_line_and_is_reported_once(
 
     lines = captured.lines()
     assert [line["message"] for line in lines if line["level"] == "WARNING"] == [
-        "log lines go without trace ids: observability.tracing could not give them"
+        "log lines go without trace ids: airflow_obs.observability.tracing could not give them"
     ]
-    assert [line["trace_id"] for line in lines if line["logger"] == "observability.listeners"] == ["", "", ""]
+    assert [line["trace_id"] for line in lines if line["logger"] == "airflow_obs.observability.listeners"] == [
+        "",
+        "",
+        "",
+    ]
 
 
 def test_the_toolkits_standard_loggers_go_through_loguru_and_only_there(captured: Captured) -> None:
@@ -132,7 +140,7 @@ def test_the_toolkits_standard_loggers_go_through_loguru_and_only_there(captured
     logging.getLogger().addHandler(spy)
     try:
         logging.getLogger("airflow_obs.callbacks").info("task_failed %s", "dag_id=etl_orders", extra={"run_id": "r1"})
-        logging.getLogger("observability.notify").debug("sent to slack")
+        logging.getLogger("airflow_obs.observability.notify").debug("sent to slack")
         logging.getLogger("dag_suite.etl").warning("not ours")
     finally:
         logging.getLogger().removeHandler(spy)
@@ -140,7 +148,7 @@ def test_the_toolkits_standard_loggers_go_through_loguru_and_only_there(captured
     lines = captured.lines()
     assert [(line["logger"], line["level"], line["message"]) for line in lines] == [
         ("airflow_obs.callbacks", "INFO", "task_failed dag_id=etl_orders"),
-        ("observability.notify", "DEBUG", "sent to slack"),
+        ("airflow_obs.observability.notify", "DEBUG", "sent to slack"),
     ]
     assert lines[0]["run_id"] == "r1"
     assert [record.name for record in seen_by_root] == ["dag_suite.etl"]
@@ -153,7 +161,7 @@ def test_airflows_root_logger_and_the_global_loguru_logger_are_left_alone(captur
     global_handlers = dict(global_loguru._core.handlers)
 
     logs.setup_logging("json", stream=captured.stream)
-    logging.getLogger("observability.x").info("ours")
+    logging.getLogger("airflow_obs.observability.x").info("ours")
 
     assert logging.getLogger().handlers == root_handlers
     assert global_loguru._core.handlers == global_handlers
@@ -193,7 +201,7 @@ def test_between_a_try_starting_and_ending_every_toolkit_line_carries_its_ids(ca
 
 
 def test_lines_follow_the_standard_loggers_level(captured: Captured) -> None:
-    logging.getLogger("observability").setLevel(logging.ERROR)
+    logging.getLogger("airflow_obs").setLevel(logging.ERROR)
 
     logs.record_task_event(task_event("success"))
     logs.record_task_event(task_event("failed"))
@@ -227,7 +235,7 @@ def test_a_secret_airflow_masks_is_redacted_from_the_event_error_and_the_traceba
         raise RuntimeError("login refused for warehouse-password-4711")
     except RuntimeError as exc:
         logs.record_task_event(task_event("failed", error=exc))
-        logging.getLogger("observability.notify").exception("delivery failed: %s", exc)
+        logging.getLogger("airflow_obs.observability.notify").exception("delivery failed: %s", exc)
 
     event_line, exception_line = captured.lines()
     assert "warehouse-password-4711" not in captured.text()
@@ -241,7 +249,10 @@ def test_the_text_format_puts_the_ids_on_one_readable_line(captured: Captured) -
     logs.record_task_event(task_event("up_for_retry"))
 
     (line,) = captured.text().splitlines()
-    assert " WARNING  observability.listeners [etl_orders.load] task try failed, will be retried trace_id=" in line
+    assert (
+        " WARNING  airflow_obs.observability.listeners [etl_orders.load] task try failed, will be retried trace_id="
+        in line
+    )
     assert "state=up_for_retry" in line and "try_number=2" in line
 
 

@@ -13,12 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from observability.notify import messages
-from observability.notify.delivery import deliver, redeliver_spooled
-from observability.notify.retries import DeliveryError, Policy, send_with_retries
-from observability.notify.sinks import SIGNATURE_HEADER, prepare_sinks
-from observability.notify.spool import CLAIMED, PENDING, REJECTED_DIR, Spool, new_envelope
-from observability.settings import PluginSettings, read_settings
+from airflow_obs.observability.notify import messages
+from airflow_obs.observability.notify.delivery import deliver, redeliver_spooled
+from airflow_obs.observability.notify.retries import DeliveryError, Policy, send_with_retries
+from airflow_obs.observability.notify.sinks import SIGNATURE_HEADER, prepare_sinks
+from airflow_obs.observability.notify.spool import CLAIMED, PENDING, REJECTED_DIR, Spool, new_envelope
+from airflow_obs.observability.settings import PluginSettings, read_settings
 
 from tests.conftest import free_port
 from tests.scripted_server import Reply, ScriptedServer
@@ -59,11 +59,11 @@ def settings(tmp_path: Path, port: int, monkeypatch: pytest.MonkeyPatch) -> Plug
     monkeypatch.setenv("AIRFLOW_CONN_OBS_WEBHOOK", f"http://:{HMAC_KEY}@127.0.0.1:{port}/hook")
     return read_settings(
         {
-            "AIRFLOW_OBS_SPOOL_DIR": str(tmp_path / "spool"),
-            "AIRFLOW_OBS_NOTIFY_TIMEOUT_SECONDS": "1",
-            "AIRFLOW_OBS_NOTIFY_MAX_ATTEMPTS": "3",
-            "AIRFLOW_OBS_SLACK_CONN_ID": "",
-            "AIRFLOW_OBS_SMTP_CONN_ID": "",
+            "AIRFLOW__OBSERVABILITY__SPOOL_DIR": str(tmp_path / "spool"),
+            "AIRFLOW__OBSERVABILITY__NOTIFY_TIMEOUT_SECONDS": "1",
+            "AIRFLOW__OBSERVABILITY__NOTIFY_MAX_ATTEMPTS": "3",
+            "AIRFLOW__OBSERVABILITY__SLACK_CONN_ID": "",
+            "AIRFLOW__OBSERVABILITY__SMTP_CONN_ID": "",
         }
     )
 
@@ -99,7 +99,7 @@ def test_two_server_errors_then_ok_deliver_exactly_once(serve, settings) -> None
 
 def test_a_429_waits_for_its_retry_after(serve, settings) -> None:
     server = serve(Reply(429, {"Retry-After": "1"}), Reply(200))
-    settings = read_settings({**_env(settings), "AIRFLOW_OBS_NOTIFY_TIMEOUT_SECONDS": "3"})
+    settings = read_settings({**_env(settings), "AIRFLOW__OBSERVABILITY__NOTIFY_TIMEOUT_SECONDS": "3"})
 
     (outcome,), _ = send_now(settings)
 
@@ -218,7 +218,12 @@ def test_a_failed_redelivery_stops_that_sink_and_backs_off(tmp_path: Path) -> No
         envelope = new_envelope(f"n{index}", "webhook", {}, now=now[0] + index)
         spool.claim_new(envelope)
         spool.release(envelope)
-    settings = read_settings({"AIRFLOW_OBS_SPOOL_DIR": str(tmp_path / "spool"), "AIRFLOW_OBS_NOTIFY_MAX_ATTEMPTS": "1"})
+    settings = read_settings(
+        {
+            "AIRFLOW__OBSERVABILITY__SPOOL_DIR": str(tmp_path / "spool"),
+            "AIRFLOW__OBSERVABILITY__NOTIFY_MAX_ATTEMPTS": "1",
+        }
+    )
 
     outcomes = redeliver_spooled(settings=settings, senders={"webhook": down}, spool=spool, sleep=lambda _: None)
 
@@ -270,8 +275,8 @@ def test_retries_stop_at_max_attempts_with_exponential_waits() -> None:
 
 def _env(settings: PluginSettings) -> dict[str, str]:
     return {
-        "AIRFLOW_OBS_SPOOL_DIR": str(settings.spool_path),
-        "AIRFLOW_OBS_NOTIFY_MAX_ATTEMPTS": str(settings.notify_max_attempts),
-        "AIRFLOW_OBS_SLACK_CONN_ID": "",
-        "AIRFLOW_OBS_SMTP_CONN_ID": "",
+        "AIRFLOW__OBSERVABILITY__SPOOL_DIR": str(settings.spool_path),
+        "AIRFLOW__OBSERVABILITY__NOTIFY_MAX_ATTEMPTS": str(settings.notify_max_attempts),
+        "AIRFLOW__OBSERVABILITY__SLACK_CONN_ID": "",
+        "AIRFLOW__OBSERVABILITY__SMTP_CONN_ID": "",
     }

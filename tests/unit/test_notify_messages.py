@@ -8,16 +8,16 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from observability import links
-from observability.events import DagRunEvent, TaskEvent
-from observability.notify import messages
-from observability.settings import read_settings
+from airflow_obs.observability import links
+from airflow_obs.observability.events import DagRunEvent, TaskEvent
+from airflow_obs.observability.notify import messages
+from airflow_obs.observability.settings import read_settings
 
 SETTINGS = read_settings(
     {
-        "AIRFLOW_OBS_AIRFLOW_URL": "https://airflow.example.com",
-        "AIRFLOW_OBS_GRAFANA_URL": "https://grafana.example.com",
-        "AIRFLOW_OBS_RUNBOOK_BASE_URL": "https://runbooks.example.com/runbooks",
+        "AIRFLOW__OBSERVABILITY__AIRFLOW_URL": "https://airflow.example.com",
+        "AIRFLOW__OBSERVABILITY__GRAFANA_URL": "https://grafana.example.com",
+        "AIRFLOW__OBSERVABILITY__RUNBOOK_BASE_URL": "https://runbooks.example.com/runbooks",
     }
 )
 RUN_ID = "manual__2026-11-25T12:00:00+00:00"
@@ -65,7 +65,7 @@ def test_without_a_trace_id_the_trace_link_is_left_out_rather_than_broken() -> N
 
 
 def test_the_trace_id_comes_from_tracing_when_it_can_give_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    import observability.tracing as tracing
+    import airflow_obs.observability.tracing as tracing
 
     monkeypatch.setattr(tracing, "trace_id_for_run", lambda dag_id, run_id: f"{dag_id}-{run_id}", raising=False)
     assert messages.trace_id_for("d", "r") == "d-r"

@@ -14,11 +14,11 @@ from types import SimpleNamespace
 from urllib.parse import quote
 
 import pytest
-from observability.events import TaskEvent
-from observability.notify.redaction import REDACTED, redact, short_error
-from observability.notify.sinks import SIGNATURE_HEADER, webhook_body
-from observability.paging import page_task_failure
-from observability.settings import settings
+from airflow_obs.observability.events import TaskEvent
+from airflow_obs.observability.notify.redaction import REDACTED, redact, short_error
+from airflow_obs.observability.notify.sinks import SIGNATURE_HEADER, webhook_body
+from airflow_obs.observability.paging import page_task_failure
+from airflow_obs.observability.settings import settings
 
 from local_stack.captures.http_capture import make_http_capture
 from local_stack.captures.recorder import read_records
@@ -50,8 +50,8 @@ def captures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[s
             "AIRFLOW_CONN_OBS_SMTP",
             f"smtp://:{SMTP_PASSWORD}@127.0.0.1:{smtp.port}?disable_tls=true&disable_ssl=true",
         )
-        monkeypatch.setenv("AIRFLOW_OBS_EMAIL_TO", "oncall@example.com")
-        monkeypatch.setenv("AIRFLOW_OBS_SPOOL_DIR", str(tmp_path / "spool"))
+        monkeypatch.setenv("AIRFLOW__OBSERVABILITY__EMAIL_TO", "oncall@example.com")
+        monkeypatch.setenv("AIRFLOW__OBSERVABILITY__SPOOL_DIR", str(tmp_path / "spool"))
         settings.cache_clear()
         yield {**files, "slack_url": slack_url}
     finally:
@@ -117,8 +117,8 @@ def test_the_webhook_signature_verifies_with_the_connection_password(captures) -
 def test_a_failing_sink_logs_its_reason_once_without_the_url(tmp_path, monkeypatch, caplog) -> None:
     url = "http://127.0.0.1:9/services/T0PLANTED/B0PLANTED/refusedTokenAbc123"  # port 9: refused
     monkeypatch.setenv("AIRFLOW_CONN_OBS_SLACK", f"slackwebhook://:{quote(url, safe='')}@")
-    monkeypatch.setenv("AIRFLOW_OBS_SPOOL_DIR", str(tmp_path / "spool"))
-    monkeypatch.setenv("AIRFLOW_OBS_WEBHOOK_CONN_ID", "")
+    monkeypatch.setenv("AIRFLOW__OBSERVABILITY__SPOOL_DIR", str(tmp_path / "spool"))
+    monkeypatch.setenv("AIRFLOW__OBSERVABILITY__WEBHOOK_CONN_ID", "")
     settings.cache_clear()
     try:
         with caplog.at_level(logging.DEBUG):

@@ -19,14 +19,14 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from observability import reconciler
-from observability.events import TaskEvent
-from observability.notify import router
-from observability.notify.fingerprint import fingerprint
-from observability.notify.redaction import REDACTED
-from observability.notify.spool import Spool
-from observability.paging import page_task_failure, page_task_failures
-from observability.settings import settings
+from airflow_obs.observability import reconciler
+from airflow_obs.observability.events import TaskEvent
+from airflow_obs.observability.notify import router
+from airflow_obs.observability.notify.fingerprint import fingerprint
+from airflow_obs.observability.notify.redaction import REDACTED
+from airflow_obs.observability.notify.spool import Spool
+from airflow_obs.observability.paging import page_task_failure, page_task_failures
+from airflow_obs.observability.settings import settings
 
 from tests.conftest import free_port
 from tests.integration.conftest import wait_for
@@ -50,17 +50,21 @@ def point_plugin(monkeypatch: pytest.MonkeyPatch, am: RunningAlertmanager, api_u
     monkeypatch.setenv("AIRFLOW_CONN_OBS_SLACK", f"slackwebhook://:{quote(slack, safe='')}@")
     monkeypatch.setenv("AIRFLOW_CONN_OBS_WEBHOOK", f"http://:paging-key@127.0.0.1:{ports['webhook']}/airflow-obs")
     monkeypatch.setenv("AIRFLOW_CONN_OBS_SMTP", f"smtp://127.0.0.1:{ports['smtp']}?disable_tls=true&disable_ssl=true")
-    monkeypatch.setenv("AIRFLOW_OBS_EMAIL_TO", "oncall@example.com")
-    for variable in ("AIRFLOW_OBS_SLACK_CONN_ID", "AIRFLOW_OBS_SMTP_CONN_ID", "AIRFLOW_OBS_WEBHOOK_CONN_ID"):
+    monkeypatch.setenv("AIRFLOW__OBSERVABILITY__EMAIL_TO", "oncall@example.com")
+    for variable in (
+        "AIRFLOW__OBSERVABILITY__SLACK_CONN_ID",
+        "AIRFLOW__OBSERVABILITY__SMTP_CONN_ID",
+        "AIRFLOW__OBSERVABILITY__WEBHOOK_CONN_ID",
+    ):
         if direct:
             monkeypatch.delenv(variable, raising=False)
         else:
             monkeypatch.setenv(variable, "")
-    monkeypatch.setenv("AIRFLOW_OBS_ALERTMANAGER_API_URL", api_url)
-    monkeypatch.setenv("AIRFLOW_OBS_ENVIRONMENT", "local")
-    monkeypatch.setenv("AIRFLOW_OBS_AIRFLOW_URL", "http://127.0.0.1:8080")
-    monkeypatch.setenv("AIRFLOW_OBS_NOTIFY_TIMEOUT_SECONDS", str(BUDGET_SECONDS))
-    monkeypatch.setenv("AIRFLOW_OBS_SPOOL_DIR", str(am.settings.home / "spool"))
+    monkeypatch.setenv("AIRFLOW__OBSERVABILITY__ALERTMANAGER_API_URL", api_url)
+    monkeypatch.setenv("AIRFLOW__OBSERVABILITY__ENVIRONMENT", "local")
+    monkeypatch.setenv("AIRFLOW__OBSERVABILITY__AIRFLOW_URL", "http://127.0.0.1:8080")
+    monkeypatch.setenv("AIRFLOW__OBSERVABILITY__NOTIFY_TIMEOUT_SECONDS", str(BUDGET_SECONDS))
+    monkeypatch.setenv("AIRFLOW__OBSERVABILITY__SPOOL_DIR", str(am.settings.home / "spool"))
     settings.cache_clear()
 
 
@@ -285,7 +289,7 @@ def test_a_resolution_while_alertmanager_is_down_is_spooled_and_delivered_when_i
         point_plugin(monkeypatch, am, am.url)
         page_task_failure(failure(dag_id))
         (posted,) = am.alerts(f'dag_id="{dag_id}"')
-    from observability.notify.alerts import from_alertmanager
+    from airflow_obs.observability.notify.alerts import from_alertmanager
 
     ended = from_alertmanager(posted).ended()
     router.update(settings(), [ended])  # Alertmanager is down now

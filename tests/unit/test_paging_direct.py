@@ -14,12 +14,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from observability import callbacks, paging, reconciler
-from observability.events import DagRunEvent
-from observability.notify.sinks import webhook_url
-from observability.notify.spool import Spool, new_envelope
-from observability.notify.state import DagFailures, state_dir
-from observability.settings import read_settings, settings
+from airflow_obs.observability import callbacks, paging, reconciler
+from airflow_obs.observability.events import DagRunEvent
+from airflow_obs.observability.notify.sinks import webhook_url
+from airflow_obs.observability.notify.spool import Spool, new_envelope
+from airflow_obs.observability.notify.state import DagFailures, state_dir
+from airflow_obs.observability.settings import read_settings, settings
 
 from local_stack.airflow_env import airflow_env
 from local_stack.settings import load_settings
@@ -31,10 +31,10 @@ def plugin_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     """Every sink off except a webhook on a free port nothing listens on (yet); a private spool."""
     port = free_port()
     monkeypatch.setenv("AIRFLOW_CONN_OBS_WEBHOOK", f"http://:callbacks-key@127.0.0.1:{port}/hook")
-    monkeypatch.setenv("AIRFLOW_OBS_SLACK_CONN_ID", "")
-    monkeypatch.setenv("AIRFLOW_OBS_SMTP_CONN_ID", "")
-    monkeypatch.setenv("AIRFLOW_OBS_SPOOL_DIR", str(tmp_path / "spool"))
-    monkeypatch.setenv("AIRFLOW_OBS_NOTIFY_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("AIRFLOW__OBSERVABILITY__SLACK_CONN_ID", "")
+    monkeypatch.setenv("AIRFLOW__OBSERVABILITY__SMTP_CONN_ID", "")
+    monkeypatch.setenv("AIRFLOW__OBSERVABILITY__SPOOL_DIR", str(tmp_path / "spool"))
+    monkeypatch.setenv("AIRFLOW__OBSERVABILITY__NOTIFY_TIMEOUT_SECONDS", "1")
     settings.cache_clear()
     try:
         yield tmp_path / "spool", port
@@ -82,7 +82,7 @@ def test_a_run_failure_is_remembered_and_the_next_success_sends_one_recovery(plu
 
 
 def test_the_state_sits_beside_the_spool() -> None:
-    current = read_settings({"AIRFLOW_OBS_SPOOL_DIR": "/var/lib/airflow-obs/spool"})
+    current = read_settings({"AIRFLOW__OBSERVABILITY__SPOOL_DIR": "/var/lib/airflow-obs/spool"})
 
     assert state_dir(current) == Path("/var/lib/airflow-obs/spool-dag-state")
 
@@ -157,4 +157,4 @@ def test_the_local_stack_points_the_three_connections_at_its_captures(tmp_path: 
     assert webhook.password == key_file.read_text().strip() and len(webhook.password) >= 32
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert airflow_env(stack)["AIRFLOW_CONN_OBS_WEBHOOK"] == env["AIRFLOW_CONN_OBS_WEBHOOK"], "stable across starts"
-    assert env["AIRFLOW_OBS_EMAIL_TO"] == stack.endpoints.smtp_to
+    assert env["AIRFLOW__OBSERVABILITY__EMAIL_TO"] == stack.endpoints.smtp_to

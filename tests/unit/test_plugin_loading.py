@@ -1,4 +1,4 @@
-"""The observability plugin is registered exactly once, whether installed (entry point) or copied (plugins/)."""
+"""The installed observability plugin is registered exactly once, with the repository's plugins folder in use."""
 
 from __future__ import annotations
 
@@ -8,25 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import REPO_ROOT
 
 # Runs in a fresh interpreter: Airflow's plugin manager caches, and its config is read at import.
 LIST_PLUGINS = """
-import json, sys
-if sys.argv[1] == "copied":
-    # A deployment that copied plugins/ and never installed the package: no entry point anywhere.
-    import importlib.metadata as metadata
-    real = metadata.entry_points
-    metadata.entry_points = lambda **kw: [ep for ep in real(**kw) if not ep.value.startswith("observability.")]
-    # The core's and the Task SDK's plugin managers each read entry points through their own copy.
-    import airflow._shared.module_loading as core_loading
-    import airflow.sdk._shared.module_loading as sdk_loading
-    for loading in (core_loading, sdk_loading):
-        def without_ours(group, real=loading.entry_points_with_dist):
-            return [(ep, dist) for ep, dist in real(group) if not ep.value.startswith("observability.")]
-        loading.entry_points_with_dist = without_ours
+import json
 from airflow import plugins_manager
 from airflow.listeners.listener import get_listener_manager as core_listeners
 from airflow.sdk.listener import get_listener_manager as task_runner_listeners
@@ -43,7 +29,7 @@ listeners = {
 print(json.dumps({"plugins": [[p.name, str(p.source)] for p in plugins], "errors": errors, "listeners": listeners}))
 """
 
-OUR_LISTENERS = "observability.listeners"
+OUR_LISTENERS = "airflow_obs.observability.listeners"
 TASK_HOOKS = (
     "on_task_instance_running",
     "on_task_instance_success",
@@ -53,7 +39,7 @@ TASK_HOOKS = (
 DAG_RUN_HOOKS = ("on_dag_run_running", "on_dag_run_success", "on_dag_run_failed")
 
 
-def list_plugins(tmp_path: Path, mode: str, **extra_env: str) -> dict:
+def list_plugins(tmp_path: Path, **extra_env: str) -> dict:
     env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
     env.update(
         {
@@ -65,25 +51,17 @@ def list_plugins(tmp_path: Path, mode: str, **extra_env: str) -> dict:
         }
     )
     result = subprocess.run(
-        [sys.executable, "-c", LIST_PLUGINS, mode], env=env, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", LIST_PLUGINS], env=env, capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_installed_the_plugin_comes_from_its_entry_point_once_without_import_errors(tmp_path: Path) -> None:
-    report = list_plugins(tmp_path, "installed")
+    report = list_plugins(tmp_path)
     ours = [source for name, source in report["plugins"] if name == "observability"]
     assert len(ours) == 1
-    assert "observability.plugin:ObservabilityPlugin" in ours[0]
-    assert report["errors"] == {}
-
-
-def test_copied_into_a_plugins_folder_the_plugin_is_found_there_once(tmp_path: Path) -> None:
-    report = list_plugins(tmp_path, "copied")
-    ours = [source for name, source in report["plugins"] if name == "observability"]
-    assert len(ours) == 1
-    assert "observability_plugin.py" in ours[0]
+    assert "airflow_obs.observability.plugin:ObservabilityPlugin" in ours[0]
     assert report["errors"] == {}
 
 
@@ -91,12 +69,8 @@ def registrations(report: dict, manager: str, hooks: tuple[str, ...]) -> dict[st
     return {hook: report["listeners"][manager].get(hook, []).count(OUR_LISTENERS) for hook in hooks}
 
 
-@pytest.mark.parametrize("mode", ["installed", "copied"])
-def test_the_listeners_are_registered_once_in_the_core_and_the_task_runner_whichever_way_the_plugin_loads(
-    tmp_path: Path, mode: str
-) -> None:
-    # Installed, both the entry point and plugins/observability_plugin.py are present.
-    report = list_plugins(tmp_path, mode)
+def test_the_listeners_are_registered_once_in_the_core_and_the_task_runner(tmp_path: Path) -> None:
+    report = list_plugins(tmp_path)
 
     assert registrations(report, "core", TASK_HOOKS + DAG_RUN_HOOKS) == dict.fromkeys(TASK_HOOKS + DAG_RUN_HOOKS, 1)
     # The task runner's manager has no DAG-run hooks: the scheduler fires those.
@@ -106,10 +80,53 @@ def test_the_listeners_are_registered_once_in_the_core_and_the_task_runner_which
 def test_a_bad_setting_fails_the_plugin_load_with_the_variable_and_the_reason_and_registers_no_listener(
     tmp_path: Path,
 ) -> None:
-    report = list_plugins(tmp_path, "installed", AIRFLOW_OBS_LOG_FORMAT="xml")
+    report = list_plugins(tmp_path, AIRFLOW__OBSERVABILITY__LOG_FORMAT="xml")
 
     assert "observability" not in [name for name, _ in report["plugins"]]
     # What `airflow plugins`, the UI and GET /api/v2/plugins/importErrors show for the plugin.
-    assert list(report["errors"].values()) == ["AIRFLOW_OBS_LOG_FORMAT='xml': expected one of json, text"]
+    assert list(report["errors"].values()) == [
+        "[observability] log_format (AIRFLOW__OBSERVABILITY__LOG_FORMAT)='xml': expected one of json, text"
+    ]
     assert all(OUR_LISTENERS not in impls for impls in report["listeners"]["core"].values())
     assert all(OUR_LISTENERS not in impls for impls in report["listeners"]["task_runner"].values())
+
+
+def airflow_config(tmp_path: Path, *args: str, cfg: str = "", **extra_env: str) -> str:
+    """`airflow config ...` in a fresh home whose airflow.cfg holds `cfg`: what an operator runs."""
+    home = tmp_path / "airflow"
+    home.mkdir(exist_ok=True)
+    (home / "airflow.cfg").write_text(cfg)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+    env.update({"AIRFLOW_HOME": str(home), **extra_env})
+    airflow = Path(sys.executable).with_name("airflow")
+    result = subprocess.run(
+        [str(airflow), "config", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_airflow_knows_the_observability_section_with_its_defaults_and_descriptions(tmp_path: Path) -> None:
+    # Declared through the apache_airflow_provider entry point: nothing in airflow.cfg, yet Airflow has the defaults.
+    assert airflow_config(tmp_path, "get-value", "observability", "notify_max_attempts").strip() == "3"
+    listing = airflow_config(tmp_path, "list", "--section", "observability", "--include-descriptions")
+
+    assert "[observability]" in listing
+    assert "# delivery attempts (5xx, 429) before spooling" in listing
+
+
+def test_the_plugin_reads_its_section_from_airflow_cfg_and_the_environment_wins(tmp_path: Path) -> None:
+    cfg = "[observability]\nairflow_url = https://from-the-cfg.example.com\nenvironment = staging\n"
+    read = (
+        "from airflow_obs.observability.settings import settings; s = settings(); print(s.airflow_url, s.environment)"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+    (tmp_path / "airflow.cfg").write_text(cfg)
+    env.update({"AIRFLOW_HOME": str(tmp_path), "AIRFLOW__OBSERVABILITY__ENVIRONMENT": "production"})
+
+    result = subprocess.run(
+        [sys.executable, "-c", read], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "https://from-the-cfg.example.com production"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
-from observability.links import dag_dashboard_url, runbook_url, task_log_url, trace_url
-from observability.settings import SETTINGS, SettingsError, read_settings
+from airflow_obs.observability.links import dag_dashboard_url, runbook_url, task_log_url, trace_url
+from airflow_obs.observability.settings import SETTINGS, SettingsError, env_var, read_settings
 
 from tests.conftest import REPO_ROOT
 
@@ -22,22 +22,22 @@ def test_defaults_need_no_environment() -> None:
 
 
 def test_an_empty_connection_id_switches_that_sink_off() -> None:
-    assert read_settings({"AIRFLOW_OBS_SLACK_CONN_ID": ""}).slack_conn_id == ""
+    assert read_settings({"AIRFLOW__OBSERVABILITY__SLACK_CONN_ID": ""}).slack_conn_id == ""
 
 
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [
-        ("AIRFLOW_OBS_AIRFLOW_URL", "airflow.example.com", "an http(s) URL"),
-        ("AIRFLOW_OBS_NOTIFY_TIMEOUT_SECONDS", "0", "> 0 and <= 60"),
-        ("AIRFLOW_OBS_NOTIFY_TIMEOUT_SECONDS", "soon", "> 0 and <= 60"),
-        ("AIRFLOW_OBS_NOTIFY_MAX_ATTEMPTS", "11", "from 1 to 10"),
-        ("AIRFLOW_OBS_ALERTMANAGER_API_URL", "alertmanager:9093", "an http(s) URL"),
-        ("AIRFLOW_OBS_ENVIRONMENT", "prod\nuction", "a printable label value"),
-        ("AIRFLOW_OBS_RECONCILE_INTERVAL_SECONDS", "0", "> 0 and <= 300"),
-        ("AIRFLOW_OBS_EMAIL_TO", "oncall", "email addresses"),
-        ("AIRFLOW_OBS_LOG_FORMAT", "xml", "one of json, text"),
-        ("AIRFLOW_OBS_TRACE_URL_TEMPLATE", "https://tempo/trace", "{trace_id}"),
+        ("AIRFLOW__OBSERVABILITY__AIRFLOW_URL", "airflow.example.com", "an http(s) URL"),
+        ("AIRFLOW__OBSERVABILITY__NOTIFY_TIMEOUT_SECONDS", "0", "> 0 and <= 60"),
+        ("AIRFLOW__OBSERVABILITY__NOTIFY_TIMEOUT_SECONDS", "soon", "> 0 and <= 60"),
+        ("AIRFLOW__OBSERVABILITY__NOTIFY_MAX_ATTEMPTS", "11", "from 1 to 10"),
+        ("AIRFLOW__OBSERVABILITY__ALERTMANAGER_API_URL", "alertmanager:9093", "an http(s) URL"),
+        ("AIRFLOW__OBSERVABILITY__ENVIRONMENT", "prod\nuction", "a printable label value"),
+        ("AIRFLOW__OBSERVABILITY__RECONCILE_INTERVAL_SECONDS", "0", "> 0 and <= 300"),
+        ("AIRFLOW__OBSERVABILITY__EMAIL_TO", "oncall", "email addresses"),
+        ("AIRFLOW__OBSERVABILITY__LOG_FORMAT", "xml", "one of json, text"),
+        ("AIRFLOW__OBSERVABILITY__TRACE_URL_TEMPLATE", "https://tempo/trace", "{trace_id}"),
     ],
 )
 def test_a_bad_value_names_the_variable_the_value_and_what_was_expected(variable, value, expected) -> None:
@@ -49,12 +49,12 @@ def test_a_bad_value_names_the_variable_the_value_and_what_was_expected(variable
 
 def test_every_setting_is_documented_in_the_readme() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
-    missing = [setting.env_var for setting in SETTINGS.values() if f"`{setting.env_var}`" not in readme]
+    missing = [env_var(name) for name in SETTINGS if f"`{env_var(name)}`" not in readme]
     assert missing == []
 
 
 def test_the_task_log_link_addresses_the_try_and_the_mapped_instance_with_encoded_ids() -> None:
-    settings = read_settings({"AIRFLOW_OBS_AIRFLOW_URL": "https://airflow.example.com/"})
+    settings = read_settings({"AIRFLOW__OBSERVABILITY__AIRFLOW_URL": "https://airflow.example.com/"})
     run_id = "manual__2026-11-25T12:00:00+00:00"
 
     plain = task_log_url(settings, "etl_orders", run_id, "load", 2)
@@ -68,7 +68,10 @@ def test_the_task_log_link_addresses_the_try_and_the_mapped_instance_with_encode
 
 def test_dashboard_trace_and_runbook_links() -> None:
     settings = read_settings(
-        {"AIRFLOW_OBS_GRAFANA_URL": "https://grafana.example.com", "AIRFLOW_OBS_RUNBOOK_BASE_URL": "https://docs/rb"}
+        {
+            "AIRFLOW__OBSERVABILITY__GRAFANA_URL": "https://grafana.example.com",
+            "AIRFLOW__OBSERVABILITY__RUNBOOK_BASE_URL": "https://docs/rb",
+        }
     )
 
     dashboard = urlsplit(dag_dashboard_url(settings, "a dag&b"))
@@ -84,7 +87,7 @@ def test_dashboard_trace_and_runbook_links() -> None:
 
 
 def test_runbook_links_default_to_the_api_servers_runbook_pages_of_the_airflow_url() -> None:
-    settings = read_settings({"AIRFLOW_OBS_AIRFLOW_URL": "https://airflow.example.com/"})
+    settings = read_settings({"AIRFLOW__OBSERVABILITY__AIRFLOW_URL": "https://airflow.example.com/"})
 
     assert runbook_url(settings, "AirflowTaskFailed") == (
         "https://airflow.example.com/observability/runbooks/AirflowTaskFailed.md"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from observability.notify import alerts
-from observability.reconciler import DagFacts, Facts, decide
-from observability.settings import read_settings
+from airflow_obs.observability.notify import alerts
+from airflow_obs.observability.reconciler import DagFacts, Facts, decide
+from airflow_obs.observability.settings import read_settings
 
-SETTINGS = read_settings({"AIRFLOW_OBS_ENVIRONMENT": "local"})
+SETTINGS = read_settings({"AIRFLOW__OBSERVABILITY__ENVIRONMENT": "local"})
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 FAILED_AT = NOW - timedelta(minutes=10)
 
@@ -122,8 +122,8 @@ def test_alerts_that_are_not_the_plugins_are_not_read_back() -> None:
 def test_a_try_killed_before_reporting_has_the_same_fingerprint_whoever_found_it() -> None:
     from types import SimpleNamespace
 
-    from observability.events import TaskEvent
-    from observability.failure_sweep import UNREPORTED_ERROR, cause_of
+    from airflow_obs.observability.events import TaskEvent
+    from airflow_obs.observability.failure_sweep import UNREPORTED_ERROR, cause_of
 
     def killed(dag_id: str, error: str) -> alerts.Alert:
         ti = SimpleNamespace(dag_id=dag_id, run_id="r", task_id="t", map_index=-1, try_number=2, max_tries=1,
@@ -145,7 +145,7 @@ def test_a_try_killed_before_reporting_has_the_same_fingerprint_whoever_found_it
 def test_the_sweep_waits_while_a_burst_of_failures_goes_on_but_not_past_its_hold() -> None:
     from types import SimpleNamespace
 
-    from observability.failure_sweep import GRACE, MAX_HOLD, _burst_still_going
+    from airflow_obs.observability.failure_sweep import GRACE, MAX_HOLD, _burst_still_going
 
     def rows(*ages: timedelta) -> list:
         return [SimpleNamespace(dttm=NOW - age) for age in ages]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from observability.console.runbooks import RunbookNotFound, render_markdown
+from airflow_obs.observability.console.runbooks import RunbookNotFound, render_markdown
 
 from tests.conftest import REPO_ROOT
 

@@ -227,7 +227,7 @@ def test_the_api_base_url_carries_the_api_port(tmp_path: Path) -> None:
     assert env["AIRFLOW__API__PORT"] == "28080"
     assert env["AIRFLOW__API__HOST"] == "127.0.0.1"
     assert env["AIRFLOW__API__BASE_URL"] == "http://127.0.0.1:28080"
-    assert env["AIRFLOW_OBS_AIRFLOW_URL"] == env["AIRFLOW__API__BASE_URL"]
+    assert env["AIRFLOW__OBSERVABILITY__AIRFLOW_URL"] == env["AIRFLOW__API__BASE_URL"]
 
 
 def test_airflow_keeps_auth_on_with_an_admin_and_a_read_only_oncall_user(tmp_path: Path) -> None:

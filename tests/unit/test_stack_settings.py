@@ -16,7 +16,7 @@ from local_stack.preflight import (
     port_is_free,
     system_packages,
 )
-from local_stack.settings import LOOPBACK, PORTS, SettingsError
+from local_stack.settings import LOOPBACK, PORTS, SettingsError, load_settings
 from tests.unit.stack_helpers import (
     CUSTOM_PORTS,
     distinct_free_ports,
@@ -65,7 +65,15 @@ def test_each_port_variable_moves_its_own_component(tmp_path: Path) -> None:
             ["AIRFLOW_OBS_SMTP_SMARTHOST", "'smtp.example'", "host:port"],
             id="smarthost-without-port",
         ),
+        pytest.param(
+            {"AIRFLOW_OBS_SMTP_SMARTHOST": "smtp.example:abc"},
+            ["AIRFLOW_OBS_SMTP_SMARTHOST", "'smtp.example:abc'", "host:port"],
+            id="smarthost-port-not-a-number",
+        ),
         pytest.param({"AIRFLOW_OBS_PARALLELISM": "0"}, ["AIRFLOW_OBS_PARALLELISM", "'0'"], id="parallelism"),
+        pytest.param(
+            {"AIRFLOW_OBS_SMTP_REQUIRE_TLS": "maybe"}, ["AIRFLOW_OBS_SMTP_REQUIRE_TLS", "'maybe'", "true"], id="bool"
+        ),
         pytest.param(
             {"AIRFLOW_OBS_PAGER_WEBHOOK_URL": "pager.example/hook"},
             ["AIRFLOW_OBS_PAGER_WEBHOOK_URL", "http(s)"],
@@ -94,6 +102,73 @@ def test_a_slack_url_that_is_not_http_is_refused_without_echoing_the_secret(tmp_
     assert "ftp://" in message
     assert url not in message
     assert "SECRETTOKEN" not in message
+
+
+@pytest.mark.parametrize("variable", ["AIRFLOW_OBS_PAGER_WEBHOOK_URL", "AIRFLOW_OBS_HEARTBEAT_WEBHOOK_URL"])
+def test_no_webhook_url_is_echoed_neither_in_an_error_nor_in_the_settings_repr(tmp_path: Path, variable: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        settings_for(tmp_path, **{variable: "hooks.example/SECRETTOKEN"})
+    assert variable in str(raised.value)
+    assert "SECRETTOKEN" not in str(raised.value)
+
+    settings = settings_for(tmp_path, **{variable: "https://hooks.example/SECRETTOKEN"})
+    assert "SECRETTOKEN" not in repr(settings)
+
+
+def test_every_bad_variable_of_a_group_is_named_at_once(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as raised:
+        settings_for(tmp_path, AIRFLOW_OBS_AIRFLOW_PORT="x", AIRFLOW_OBS_FLOWER_PORT="0")
+
+    assert "AIRFLOW_OBS_AIRFLOW_PORT='x'" in str(raised.value)
+    assert "AIRFLOW_OBS_FLOWER_PORT='0'" in str(raised.value)
+
+
+def test_empty_values_are_defaults_and_other_readers_variables_are_left_alone(tmp_path: Path) -> None:
+    settings = settings_for(
+        tmp_path,
+        AIRFLOW_OBS_DB="",
+        AIRFLOW_OBS_PROMETHEUS_PORT="",
+        AIRFLOW_OBS_SMTP_TO="",
+        AIRFLOW_OBS_ALERT_QUEUED_TOO_LONG="ten minutes",  # alert_rules/alerting/thresholds.py judges these
+        AIRFLOW_OBS_EXPORTER_SERIES_BUDGET="not mine",  # and the exporter these
+        AIRFLOW__OBSERVABILITY__AIRFLOW_URL="not mine either",
+    )
+
+    assert settings.db == "sqlite"
+    assert settings.url("prometheus") == "http://127.0.0.1:19090"
+    assert settings.endpoints.smtp_to == "oncall@localhost"
+
+
+def test_values_are_converted_choices_ignore_case_and_home_is_resolved(tmp_path: Path) -> None:
+    settings = settings_for(
+        tmp_path / "a" / ".." / "home",
+        AIRFLOW_OBS_EXECUTOR=" Celery ",
+        AIRFLOW_OBS_PARALLELISM="6",
+        AIRFLOW_OBS_SMTP_SMARTHOST="smtp.example:587",
+        AIRFLOW_OBS_SMTP_REQUIRE_TLS="yes",
+        AIRFLOW_OBS_SLACK_WEBHOOK_URL="https://hooks.example/T/B/X",
+    )
+
+    assert (settings.executor, settings.db, settings.parallelism) == ("celery", "postgres", 6)
+    assert settings.home == (tmp_path / "home").resolve()
+    assert settings.airflow_home == settings.home / "airflow"
+    assert settings.capture_file("slack") == settings.home / "captures" / "slack.jsonl"
+    assert settings.endpoints.smtp_smarthost == "smtp.example:587"
+    assert settings.endpoints.smtp_require_tls is True
+    assert settings.endpoints.slack_webhook_url == "https://hooks.example/T/B/X"
+
+
+def test_an_explicit_environment_is_the_only_one_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_OBS_DB", "mysql")
+    monkeypatch.setenv("AIRFLOW_OBS_AIRFLOW_PORT", "21080")
+
+    settings = load_settings(env={"AIRFLOW_OBS_HOME": str(tmp_path)})
+
+    assert settings.db == "sqlite"
+    assert settings.ports["airflow"] == 18080
+    monkeypatch.setenv("AIRFLOW_OBS_HOME", str(tmp_path))
+    with pytest.raises(SettingsError, match="AIRFLOW_OBS_DB='mysql'"):
+        load_settings()  # the process environment, when none is given
 
 
 # --- preflight --------------------------------------------------------------------------------------------

@@ -389,7 +389,7 @@ def test_every_metric_airflow_declares_is_mapped_and_its_legacy_name_dropped(met
 def exporter_metric_names() -> set[str]:
     """`airflow_*` string constants of the toolkit's exporter: the names it serves."""
     names = set()
-    for path in Path(REPO_ROOT / "exporters" / "airflow_exporter").rglob("*.py"):
+    for path in Path(REPO_ROOT / "exporters" / "exporter").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if (
                 isinstance(node, ast.Constant)

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from observability import tracing
-from observability.trace_store import JsonlSpanExporter, SpanEvent, SpanRecord, read_spans, run_traces
-from observability.waterfall import render_waterfall
+from airflow_obs.observability import tracing
+from airflow_obs.observability.trace_store import JsonlSpanExporter, SpanEvent, SpanRecord, read_spans, run_traces
+from airflow_obs.observability.waterfall import render_waterfall
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter

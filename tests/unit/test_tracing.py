@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from observability import trace_context, trace_provider, tracing
-from observability.events import TaskEvent
-from observability.settings import settings
+from airflow_obs.observability import trace_context, trace_provider, tracing
+from airflow_obs.observability.events import TaskEvent
+from airflow_obs.observability.settings import settings
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -159,7 +159,7 @@ def test_an_error_inside_the_tracer_never_reaches_the_caller(
 
 
 def test_bad_settings_or_bad_events_fail_nothing(traces_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIRFLOW_OBS_LOG_FORMAT", "xml")
+    monkeypatch.setenv("AIRFLOW__OBSERVABILITY__LOG_FORMAT", "xml")
     settings.cache_clear()
     tracing.record_task_event(task_event())
     odd = TaskEvent(*(None,) * 16)  # type: ignore[arg-type]
@@ -213,8 +213,8 @@ def test_the_state_survives_a_second_import_of_the_module(tmp_path: Path) -> Non
 
 
 def test_a_page_becomes_an_event_of_the_failed_trys_span(traces_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from observability.notify import router
-    from observability.paging import page_task_failure
+    from airflow_obs.observability.notify import router
+    from airflow_obs.observability.paging import page_task_failure
 
     monkeypatch.setattr(router, "_recent", type(router._recent)())
     for sink in ("SLACK", "SMTP", "WEBHOOK"):  # no sink, no Alertmanager: the page goes nowhere, and says so

@@ -10,11 +10,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 from airflow.models.taskinstancekey import TaskInstanceKey
-from observability import links
-from observability.extra_links import DashboardLink, TraceLink
-from observability.plugin import LazyASGIApp, ObservabilityPlugin
-from observability.settings import SettingsError, read_settings
-from observability.trace_context import derived_trace_id, hex_trace_id
+from airflow_obs.observability import links
+from airflow_obs.observability.extra_links import DashboardLink, TraceLink
+from airflow_obs.observability.plugin import LazyASGIApp, ObservabilityPlugin
+from airflow_obs.observability.settings import SettingsError, read_settings
+from airflow_obs.observability.trace_context import derived_trace_id, hex_trace_id
 
 from tests.conftest import REPO_ROOT
 
@@ -24,7 +24,10 @@ ODD_RUN_ID = "manual__2026-11-25T12:00:00+00:00 #2/?"
 @pytest.fixture
 def obs_settings():
     return read_settings(
-        {"AIRFLOW_OBS_GRAFANA_URL": "https://grafana.example.com/", "AIRFLOW_OBS_ALERTMANAGER_URL": "https://am:9093/"}
+        {
+            "AIRFLOW__OBSERVABILITY__GRAFANA_URL": "https://grafana.example.com/",
+            "AIRFLOW__OBSERVABILITY__ALERTMANAGER_URL": "https://am:9093/",
+        }
     )
 
 
@@ -45,8 +48,11 @@ def test_the_alertmanager_matcher_stays_one_quoted_value_whatever_the_dag_id_hol
 def test_the_alertmanager_url_has_a_documented_default_and_is_validated() -> None:
     assert read_settings({}).alertmanager_url == "http://127.0.0.1:9093"
     with pytest.raises(SettingsError) as error:
-        read_settings({"AIRFLOW_OBS_ALERTMANAGER_URL": "alertmanager:9093"})
-    assert "AIRFLOW_OBS_ALERTMANAGER_URL='alertmanager:9093': expected an http(s) URL" in str(error.value)
+        read_settings({"AIRFLOW__OBSERVABILITY__ALERTMANAGER_URL": "alertmanager:9093"})
+    assert (
+        "[observability] alertmanager_url (AIRFLOW__OBSERVABILITY__ALERTMANAGER_URL)='alertmanager:9093': "
+        "expected an http(s) URL" in str(error.value)
+    )
 
 
 def test_the_task_dashboard_link_sets_both_variables_encoded(obs_settings) -> None:
@@ -58,7 +64,7 @@ def test_the_task_dashboard_link_sets_both_variables_encoded(obs_settings) -> No
 
 
 def test_the_trace_extra_link_opens_the_trace_of_the_task_instances_run(obs_settings, monkeypatch) -> None:
-    monkeypatch.setattr("observability.extra_links.settings", lambda: obs_settings)
+    monkeypatch.setattr("airflow_obs.observability.extra_links.settings", lambda: obs_settings)
     key = TaskInstanceKey(dag_id="etl", task_id="load", run_id=ODD_RUN_ID, try_number=2, map_index=3)
 
     url = TraceLink().get_link(None, ti_key=key)
@@ -69,7 +75,7 @@ def test_the_trace_extra_link_opens_the_trace_of_the_task_instances_run(obs_sett
 
 
 def test_the_grafana_extra_link_opens_the_dag_dashboard_on_the_task(obs_settings, monkeypatch) -> None:
-    monkeypatch.setattr("observability.extra_links.settings", lambda: obs_settings)
+    monkeypatch.setattr("airflow_obs.observability.extra_links.settings", lambda: obs_settings)
     key = TaskInstanceKey(dag_id="etl.orders", task_id="group.load", run_id=ODD_RUN_ID)
 
     url = DashboardLink().get_link(None, ti_key=key)
@@ -90,7 +96,7 @@ def test_the_plugin_adds_a_monitoring_tab_to_the_dag_page_served_by_its_own_app(
 
 
 def test_the_monitoring_app_is_built_only_when_first_served() -> None:
-    lazy = LazyASGIApp("observability.console.app:create_app")
+    lazy = LazyASGIApp("airflow_obs.observability.console.app:create_app")
 
     assert lazy._app is None
     routes = [getattr(route, "path", "") for route in lazy.load().routes]

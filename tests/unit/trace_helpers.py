@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from observability.events import DagRunEvent, TaskEvent
-from observability.trace_store import SpanRecord, read_spans
+from airflow_obs.observability.events import DagRunEvent, TaskEvent
+from airflow_obs.observability.trace_store import SpanRecord, read_spans
 
 T0 = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
 RUN_ID = "manual__2026-01-05T06:00:00+00:00"

@@ -97,7 +97,7 @@ def fetch_exchange_rates(
     except Exception as exc:  # the Task SDK raises its own "not found" type
         raise SourceApiError(
             f"connection {conn_id!r} is not defined: set AIRFLOW_CONN_{conn_id.upper()}='http://127.0.0.1:PORT' "
-            "(`airflow-obs source-api --port PORT` serves it) or add it under Admin > Connections"
+            "(`python -m local_stack source-api --port PORT` serves it) or add it under Admin > Connections"
         ) from exc
     hook = HttpHook(method="GET", http_conn_id=conn_id)
     retry_args = {

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from observability import links
-from observability.notify.alertmanager import AlertmanagerAPI, describe
-from observability.notify.alerts import DAG_RECOVERED
-from observability.settings import PluginSettings
+from airflow_obs.observability import links
+from airflow_obs.observability.notify.alertmanager import AlertmanagerAPI, describe
+from airflow_obs.observability.notify.alerts import DAG_RECOVERED
+from airflow_obs.observability.settings import PluginSettings
 
 READ_TIMEOUT_SECONDS = 2.0
 NO_TEAM = "no team"

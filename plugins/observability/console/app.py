@@ -15,7 +15,7 @@ while Alertmanager, Prometheus or Tempo are down, which is when it is needed.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +24,21 @@ from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.resource_details import AccessView, DagAccessEntity, DagDetails
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag, requires_access_view
+from airflow_obs.observability import links
+from airflow_obs.observability.console import dag_facts, overview_facts, prometheus
+from airflow_obs.observability.console.alerts import AlertsView, dag_matcher, read_alerts
+from airflow_obs.observability.console.runbooks import INDEX, RunbookNotFound, render_markdown
+from airflow_obs.observability.console.tempo import TraceUnavailable
+from airflow_obs.observability.console.traces import total_duration, trace_spans, waterfall_rows
+from airflow_obs.observability.settings import PluginSettings, settings
+from airflow_obs.observability.trace_context import hex_trace_id, trace_id_of_run
+from airflow_obs.observability.trace_store import DAG_ID
+from airflow_obs.observability.waterfall import format_seconds
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from observability import links
-from observability.console import dag_facts, overview_facts, prometheus
-from observability.console.alerts import AlertsView, dag_matcher, read_alerts
-from observability.console.runbooks import INDEX, RunbookNotFound, render_markdown
-from observability.console.tempo import TraceUnavailable
-from observability.console.traces import total_duration, trace_spans, waterfall_rows
-from observability.settings import PluginSettings, settings
-from observability.trace_context import hex_trace_id, trace_id_of_run
-from observability.trace_store import DAG_ID
-from observability.waterfall import format_seconds
 
 HERE = Path(__file__).parent
 STATIC_ROUTE = "/static"
@@ -52,7 +51,7 @@ _templates = Environment(
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return datetime.now(timezone.utc)
 
 
 def seconds(value: float | None) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from airflow.models import DagModel, DagRun, TaskInstance
 from airflow.models.taskinstancehistory import TaskInstanceHistory
@@ -31,7 +31,7 @@ class RunFacts:
     def duration_seconds(self) -> float | None:
         if self.start_date is None:
             return None
-        end = self.end_date or datetime.now(UTC)
+        end = self.end_date or datetime.now(timezone.utc)
         return max(0.0, (end - self.start_date).total_seconds())
 
 

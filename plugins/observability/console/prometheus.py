@@ -1,7 +1,7 @@
 """What the console reads from Prometheus: a DAG's learned duration baseline (the exporter's family, the one the
 AirflowDagRunOverBaseline alert compares against) and whether each scrape target is up.
 
-Read with a short timeout and never raising: without a Prometheus (AIRFLOW_OBS_PROMETHEUS_URL unset), or with one
+Read with a short timeout and never raising: without a Prometheus ([observability] prometheus_url unset), or with one
 that is down, the page shows what it has and says what it lacks.
 """
 
@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from observability import links
-from observability.console.http_read import Unreachable, bounded_get
-from observability.settings import PluginSettings
+from airflow_obs.observability import links
+from airflow_obs.observability.console.http_read import Unreachable, bounded_get
+from airflow_obs.observability.settings import PluginSettings
 
 READ_TIMEOUT_SECONDS = 2.0
 BASELINE_FAMILY = "airflow_dag_run_duration_baseline_p95_seconds"
@@ -31,7 +31,7 @@ class Targets:
 
 def _query(settings: PluginSettings, promql: str) -> list[dict]:
     if not settings.prometheus_url:
-        raise PrometheusUnavailable("no Prometheus configured (AIRFLOW_OBS_PROMETHEUS_URL)")
+        raise PrometheusUnavailable("no Prometheus configured (AIRFLOW__OBSERVABILITY__PROMETHEUS_URL)")
     url = f"{settings.prometheus_url}/api/v1/query?{urlencode({'query': promql})}"
     try:
         status, body = bounded_get(url, READ_TIMEOUT_SECONDS)

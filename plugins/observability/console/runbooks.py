@@ -1,5 +1,5 @@
 """Runbooks served by the api-server as readable pages: where every alert's runbook link points by default, so it
-opens on any deployment that runs Airflow (AIRFLOW_OBS_RUNBOOK_BASE_URL points the links at a team's wiki instead).
+opens on any deployment that runs Airflow ([observability] runbook_base_url points the links at a team's wiki instead).
 
 The Markdown of runbooks/<Alert>.md is rendered with markdown-it-py (CommonMark plus tables). Raw HTML in a runbook
 is shown as text, not passed through: the pages are same-origin with the Airflow UI and its session cookie. Links

@@ -15,9 +15,9 @@ import binascii
 import json
 from typing import Any
 
-from observability.console.http_read import Unreachable, bounded_get
-from observability.trace_context import checked_hex_trace_id
-from observability.trace_store import SpanEvent, SpanRecord
+from airflow_obs.observability.console.http_read import Unreachable, bounded_get
+from airflow_obs.observability.trace_context import checked_hex_trace_id
+from airflow_obs.observability.trace_store import SpanEvent, SpanRecord
 
 _STATUS_NAMES = ("UNSET", "OK", "ERROR")  # OTLP's numbers for them: 0, 1, 2
 

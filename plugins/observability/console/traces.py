@@ -1,4 +1,4 @@
-"""A trace for the console's waterfall, from the store the deployment uses: Tempo's API when AIRFLOW_OBS_TEMPO_URL
+"""A trace for the console's waterfall, from the store the deployment uses: Tempo's API when [observability] tempo_url
 is set, else the local JSONL store (read from its end only, so a long-lived store costs the page the same).
 
 `waterfall_rows` places each span on the trace's time axis as percentages, in the tree order the terminal
@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from observability.console.tempo import TraceUnavailable, fetch_trace
-from observability.settings import PluginSettings
-from observability.trace_context import checked_hex_trace_id
-from observability.trace_store import SpanRecord
-from observability.waterfall import event_line, format_seconds, tree_order
+from airflow_obs.observability.console.tempo import TraceUnavailable, fetch_trace
+from airflow_obs.observability.settings import PluginSettings
+from airflow_obs.observability.trace_context import checked_hex_trace_id
+from airflow_obs.observability.trace_store import SpanRecord
+from airflow_obs.observability.waterfall import event_line, format_seconds, tree_order
 
 # The newest spans of the JSONL store: a run's trace is recent when someone opens it from an alert.
 STORE_TAIL_BYTES = 16 * 1024 * 1024

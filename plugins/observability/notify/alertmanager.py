@@ -15,10 +15,17 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from observability.notify.redaction import redact
-from observability.notify.retries import DeliveryError
-from observability.notify.sinks import USER_AGENT, Sink, _NoRedirects, _redacted, http_failure, network_failure
-from observability.notify.spool import Envelope
+from airflow_obs.observability.notify.redaction import redact
+from airflow_obs.observability.notify.retries import DeliveryError
+from airflow_obs.observability.notify.sinks import (
+    USER_AGENT,
+    Sink,
+    _NoRedirects,
+    _redacted,
+    http_failure,
+    network_failure,
+)
+from airflow_obs.observability.notify.spool import Envelope
 
 SINK = "alertmanager"
 ALERTS_PATH = "/api/v2/alerts"

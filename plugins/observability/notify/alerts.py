@@ -20,14 +20,14 @@ the scheduler's reconciler renews it while the failure holds and ends it when th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from observability import links
-from observability.events import DagRunEvent, TaskEvent
-from observability.notify import messages
-from observability.notify.fingerprint import fingerprint
-from observability.settings import PluginSettings
+from airflow_obs.observability import links
+from airflow_obs.observability.events import DagRunEvent, TaskEvent
+from airflow_obs.observability.notify import messages
+from airflow_obs.observability.notify.fingerprint import fingerprint
+from airflow_obs.observability.settings import PluginSettings
 
 TASK_FAILED = "AirflowTaskFailed"
 DAG_RUN_FAILED = "AirflowDagRunFailed"
@@ -49,13 +49,13 @@ RUN_ID = "run_id"
 
 
 def now_utc() -> datetime:
-    return datetime.now(UTC)
+    return datetime.now(timezone.utc)
 
 
 def iso(moment: datetime) -> str:
     if moment.tzinfo is None:  # Airflow's dates are UTC; a naive one is too
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_iso(text: str) -> datetime | None:

@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from observability.notify.retries import DeliveryError, Policy, Sender, send_with_retries
-from observability.notify.spool import Envelope, Spool
-from observability.settings import PluginSettings
+from airflow_obs.observability.notify.retries import DeliveryError, Policy, Sender, send_with_retries
+from airflow_obs.observability.notify.spool import Envelope, Spool
+from airflow_obs.observability.settings import PluginSettings
 
 log = logging.getLogger("airflow_obs.notify")
 
@@ -197,7 +197,7 @@ def redeliver_spooled(
     Sinks switched off in the settings keep their messages. `senders` default to the configured sinks.
     """
     if settings is None:
-        from observability.settings import settings as plugin_settings
+        from airflow_obs.observability.settings import settings as plugin_settings
 
         settings = plugin_settings()
     policy = Policy.from_settings(settings)
@@ -209,7 +209,7 @@ def redeliver_spooled(
     if not ready:
         return []
     if senders is None:
-        from observability.notify.sinks import prepare_sinks  # sinks import this module
+        from airflow_obs.observability.notify.sinks import prepare_sinks  # sinks import this module
 
         senders = prepare_sinks(settings, only=set(ready)).senders
     for sink, envelopes in ready.items():

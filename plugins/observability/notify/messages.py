@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import html
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
-from observability import links
-from observability.events import DagRunEvent, TaskEvent
-from observability.settings import PluginSettings
+from airflow_obs.observability import links
+from airflow_obs.observability.events import DagRunEvent, TaskEvent
+from airflow_obs.observability.settings import PluginSettings
 
 # The runbook each kind of message links to (runbooks/<name>.md).
 RUNBOOK_TASK_FAILED = "AirflowTaskFailed"
@@ -49,7 +49,7 @@ LINK_LABELS = {
 def trace_id_for(dag_id: str, run_id: str) -> str:
     """The run's trace id, or "" while tracing is unavailable (the trace link is then left out)."""
     try:
-        from observability.tracing import trace_id_for_run
+        from airflow_obs.observability.tracing import trace_id_for_run
     except ImportError:
         return ""
     try:
@@ -75,7 +75,7 @@ class Notification:
     try_number: int = 0
     max_tries: int = 0
     previous_run_id: str = ""
-    occurred_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    occurred_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     @property
     def severity(self) -> str:

@@ -10,10 +10,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from airflow_obs.observability.notify.spool import Envelope
+from airflow_obs.observability.settings import PluginSettings
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
-
-from observability.notify.spool import Envelope
-from observability.settings import PluginSettings
 
 # No attempt starts with less time than this left: it could not finish anyway.
 MIN_ATTEMPT_SECONDS = 0.05

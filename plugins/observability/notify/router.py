@@ -1,6 +1,6 @@
 """Where a page goes: to Alertmanager, the one router of every alert, or, when it cannot take it, straight to the sinks.
 
-- With `AIRFLOW_OBS_ALERTMANAGER_API_URL` set, a page is an alert posted to Alertmanager: its routes, grouping,
+- With `[observability] alertmanager_api_url` set, a page is an alert posted to Alertmanager: its routes, grouping,
   inhibitions and silences then apply as they do to Prometheus's alerts.
 - If Alertmanager cannot take a firing alert within half the budget (down, hanging, 5xx, or it refused it), the
   page goes to the configured Slack, email and webhook sinks directly, and says so in the log. The alert is not
@@ -22,15 +22,15 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from observability.notify import messages
-from observability.notify.alertmanager import SINK, alertmanager_sink
-from observability.notify.alerts import Alert
-from observability.notify.delivery import Outcome, deliver
-from observability.notify.redaction import redact
-from observability.notify.retries import DeliveryError, Policy, send_with_retries
-from observability.notify.sinks import prepare_sinks
-from observability.notify.spool import Spool, new_envelope
-from observability.settings import PluginSettings
+from airflow_obs.observability.notify import messages
+from airflow_obs.observability.notify.alertmanager import SINK, alertmanager_sink
+from airflow_obs.observability.notify.alerts import Alert
+from airflow_obs.observability.notify.delivery import Outcome, deliver
+from airflow_obs.observability.notify.redaction import redact
+from airflow_obs.observability.notify.retries import DeliveryError, Policy, send_with_retries
+from airflow_obs.observability.notify.sinks import prepare_sinks
+from airflow_obs.observability.notify.spool import Spool, new_envelope
+from airflow_obs.observability.settings import PluginSettings
 
 log = logging.getLogger("airflow_obs.notify")
 

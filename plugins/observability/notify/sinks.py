@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from observability.notify import messages
-from observability.notify.redaction import redact
-from observability.notify.retries import DeliveryError, Sender
-from observability.notify.spool import Envelope, new_envelope
-from observability.settings import PluginSettings
+from airflow_obs.observability.notify import messages
+from airflow_obs.observability.notify.redaction import redact
+from airflow_obs.observability.notify.retries import DeliveryError, Sender
+from airflow_obs.observability.notify.spool import Envelope, new_envelope
+from airflow_obs.observability.settings import PluginSettings
 
 log = logging.getLogger("airflow_obs.notify")
 

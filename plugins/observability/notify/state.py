@@ -19,8 +19,8 @@ import uuid
 from pathlib import Path
 from urllib.parse import quote
 
-from observability.notify.spool import write_private
-from observability.settings import PluginSettings
+from airflow_obs.observability.notify.spool import write_private
+from airflow_obs.observability.settings import PluginSettings
 
 
 def state_dir(settings: PluginSettings) -> Path:

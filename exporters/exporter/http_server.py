@@ -9,11 +9,11 @@ import threading
 from collections.abc import Callable, Iterable
 from wsgiref.simple_server import WSGIServer, make_server
 
+from airflow_obs.exporter.auth import require_basic_auth
+from airflow_obs.exporter.config import ConfigError, ExporterConfig
 from prometheus_client.exposition import ThreadingWSGIServer, _get_best_family, _SilentHandler
 
-from airflow_exporter.auth import require_basic_auth
-from airflow_exporter.config import ConfigError, ExporterConfig
-from local_stack.serving import catching_stop_signals
+from airflow_obs.serving import catching_stop_signals
 
 log = logging.getLogger(__name__)
 

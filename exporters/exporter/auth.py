@@ -13,8 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import bcrypt
-
-from airflow_exporter.config import ConfigError, is_bcrypt_hash
+from airflow_obs.exporter.config import ConfigError, is_bcrypt_hash
 
 WSGIApp = Callable[..., Iterable[bytes]]
 

@@ -14,7 +14,7 @@ import sys
 import threading
 import weakref
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import Engine, MetaData, Table, create_engine
 
@@ -93,4 +93,4 @@ def airflow_table(engine: Engine, name: str) -> Table:
 
 def utc_timestamp(moment: datetime) -> float:
     """Unix time of a DB datetime: PostgreSQL returns aware values, SQLite naive ones that Airflow wrote in UTC."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()

@@ -16,11 +16,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
+from airflow_obs.exporter.budget import SeriesBudget
+from airflow_obs.exporter.collectors.health import MetadataDBHealthCollector
+from airflow_obs.exporter.instrumentation import CollectorRun, NamedCollector, run_guarded, status_families
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-
-from airflow_exporter.budget import SeriesBudget
-from airflow_exporter.collectors.health import MetadataDBHealthCollector
-from airflow_exporter.instrumentation import CollectorRun, NamedCollector, run_guarded, status_families
 
 
 @dataclass(frozen=True)

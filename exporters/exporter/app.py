@@ -6,9 +6,8 @@ import gzip
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from airflow_obs.exporter.exposition import render_text
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry
-
-from airflow_exporter.exposition import render_text
 
 StartResponse = Callable[..., Any]
 TEXT = [("Content-Type", "text/plain; charset=utf-8")]

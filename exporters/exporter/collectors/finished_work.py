@@ -8,22 +8,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
-from prometheus_client.core import Metric
-from sqlalchemy import Engine, select
-
-from airflow_exporter.accumulators import (
+from airflow_obs.exporter.accumulators import (
     RUN_DURATION_BUCKETS,
     SCHEDULE_DELAY_BUCKETS,
     TASK_DURATION_BUCKETS,
     Counters,
     Histograms,
 )
-from airflow_exporter.baselines import DurationBaselines, seed_dag_baselines, seed_task_baselines
-from airflow_exporter.database import airflow_table, utc_timestamp
-from airflow_exporter.outcomes import LatestOutcomes
-from airflow_exporter.tracking import FinishedWorkTracker, PollResult
+from airflow_obs.exporter.baselines import DurationBaselines, seed_dag_baselines, seed_task_baselines
+from airflow_obs.exporter.database import airflow_table, utc_timestamp
+from airflow_obs.exporter.outcomes import LatestOutcomes
+from airflow_obs.exporter.tracking import FinishedWorkTracker, PollResult
+from prometheus_client.core import Metric
+from sqlalchemy import Engine, select
 
 
 class FinishedWorkCollector:
@@ -69,7 +68,7 @@ class FinishedWorkCollector:
     def collect(self) -> Iterator[Metric]:
         with self._engine.connect() as connection:
             if not self._seeded:
-                now = datetime.fromtimestamp(self._clock(), UTC)
+                now = datetime.fromtimestamp(self._clock(), timezone.utc)
                 self._outcomes.seed(connection, now - self._outcome_window)
                 seed_dag_baselines(connection, self._dag_baselines, now - self._baseline_window)
                 if self._per_task:

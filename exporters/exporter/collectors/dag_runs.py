@@ -9,10 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
+from airflow_obs.exporter.database import airflow_table, utc_timestamp
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import Engine, func, select
-
-from airflow_exporter.database import airflow_table, utc_timestamp
 
 ACTIVE_STATES = ("running", "queued")
 

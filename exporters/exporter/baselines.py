@@ -13,10 +13,9 @@ from collections import deque
 from collections.abc import Hashable, Iterator
 from datetime import datetime
 
+from airflow_obs.exporter.database import airflow_table
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import Connection, select
-
-from airflow_exporter.database import airflow_table
 
 # One gauge per quantile (a `quantile` label is reserved for summaries).
 QUANTILES = {"p50": 0.5, "p95": 0.95}

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
+from airflow_obs.exporter.database import airflow_table
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import Engine, func, select
-
-from airflow_exporter.database import airflow_table
 
 TEAM_TAG_PREFIX = "team:"
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
+from airflow_obs.exporter.database import airflow_table, utc_timestamp
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import Engine, func, select
-
-from airflow_exporter.database import airflow_table, utc_timestamp
 
 # Unfinished states worth watching. The ti_state index serves `state IN (...)`: only live work is read.
 LIVE_STATES = ("scheduled", "queued", "running", "up_for_retry", "deferred")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+from airflow_obs.exporter.database import airflow_table
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import Engine, func, select
-
-from airflow_exporter.database import airflow_table
 
 # Slot-holding states. A deferred task holds a slot only in pools with include_deferred.
 SLOT_STATES = ("running", "queued", "scheduled", "deferred")

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
+from airflow_obs.exporter.accumulators import Counters
+from airflow_obs.exporter.database import airflow_table, utc_timestamp
 from prometheus_client.core import Metric
 from sqlalchemy import Engine, select
-
-from airflow_exporter.accumulators import Counters
-from airflow_exporter.database import airflow_table, utc_timestamp
 
 # How late after its deadline_time the scheduler may mark a deadline missed and still be counted.
 MARKING_LAG = timedelta(hours=1)
@@ -35,7 +34,7 @@ class DeadlineCollector:
 
     def collect(self) -> Iterator[Metric]:
         deadline, run = airflow_table(self._engine, "deadline"), airflow_table(self._engine, "dag_run")
-        since = datetime.fromtimestamp(self._clock(), UTC) - MARKING_LAG
+        since = datetime.fromtimestamp(self._clock(), timezone.utc) - MARKING_LAG
         with self._engine.connect() as connection:
             rows = connection.execute(
                 select(deadline.c.id, deadline.c.deadline_time, run.c.dag_id)

@@ -15,10 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
+from airflow_obs.exporter.database import airflow_table, utc_timestamp
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import Connection, func, select
-
-from airflow_exporter.database import airflow_table, utc_timestamp
 
 FINISHED_RUN_STATES = ("success", "failed")
 

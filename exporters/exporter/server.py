@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import gc
+import importlib.util
+import logging
 from datetime import timedelta
 
+from airflow_obs.exporter.app import make_app
+from airflow_obs.exporter.budget import SeriesBudget
+from airflow_obs.exporter.collectors.components import ComponentHeartbeatCollector
+from airflow_obs.exporter.collectors.dag_runs import DagRunCollector
+from airflow_obs.exporter.collectors.dags import DagCollector
+from airflow_obs.exporter.collectors.deadlines import DeadlineCollector
+from airflow_obs.exporter.collectors.finished_work import FinishedWorkCollector
+from airflow_obs.exporter.collectors.health import MetadataDBHealthCollector
+from airflow_obs.exporter.collectors.pools import PoolCollector
+from airflow_obs.exporter.collectors.task_instances import TaskInstanceCollector
+from airflow_obs.exporter.config import ExporterConfig
+from airflow_obs.exporter.database import make_engine, read_airflow_settings
+from airflow_obs.exporter.http_server import serve_app
+from airflow_obs.exporter.instrumentation import NamedCollector
+from airflow_obs.exporter.scrape import BoundedScrape
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
-from airflow_exporter.app import make_app
-from airflow_exporter.budget import SeriesBudget
-from airflow_exporter.collectors.components import ComponentHeartbeatCollector
-from airflow_exporter.collectors.dag_runs import DagRunCollector
-from airflow_exporter.collectors.dags import DagCollector
-from airflow_exporter.collectors.deadlines import DeadlineCollector
-from airflow_exporter.collectors.finished_work import FinishedWorkCollector
-from airflow_exporter.collectors.health import MetadataDBHealthCollector
-from airflow_exporter.collectors.pools import PoolCollector
-from airflow_exporter.collectors.task_instances import TaskInstanceCollector
-from airflow_exporter.config import ExporterConfig
-from airflow_exporter.database import make_engine, read_airflow_settings
-from airflow_exporter.http_server import serve_app
-from airflow_exporter.instrumentation import NamedCollector
-from airflow_exporter.scrape import BoundedScrape
+log = logging.getLogger(__name__)
+
+# Airflow's default [scheduler] task_instance_heartbeat_timeout, for an exporter installed without Airflow (its own
+# image) that is not told the deployment's: heartbeat_timeout_seconds in the config says it.
+AIRFLOW_DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 300.0
 
 
 def db_collectors(engine, config: ExporterConfig, heartbeat_timeout_seconds: float) -> list[NamedCollector]:
@@ -47,6 +54,9 @@ def db_collectors(engine, config: ExporterConfig, heartbeat_timeout_seconds: flo
 def build_registry(config: ExporterConfig) -> tuple[CollectorRegistry, BoundedScrape]:
     """A private registry with the exporter's collectors; tests build their own the same way."""
     db_url, heartbeat_timeout = config.db_url, config.heartbeat_timeout_seconds
+    if db_url is not None and heartbeat_timeout is None and importlib.util.find_spec("airflow") is None:
+        heartbeat_timeout = AIRFLOW_DEFAULT_HEARTBEAT_TIMEOUT_SECONDS
+        log.info("no Airflow here: heartbeats count as lost after Airflow's default %.0fs", heartbeat_timeout)
     if db_url is None or heartbeat_timeout is None:
         airflow = read_airflow_settings()
         db_url = db_url or airflow.sql_alchemy_conn

@@ -31,11 +31,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
+from airflow_obs.exporter.database import airflow_table, utc_timestamp
 from sqlalchemy import Connection, func, select, tuple_
-
-from airflow_exporter.database import airflow_table, utc_timestamp
 
 ACTIVE_RUN_STATES = ("queued", "running")
 FINISHED_RUN_STATES = ("success", "failed")
@@ -194,7 +193,9 @@ class FinishedWorkTracker:
         ti = airflow_table(connection.engine, "task_instance")
         # A range on ti_heartbeat: only the rows in the window are read. Deduplicated here, not with DISTINCT,
         # which makes SQLite's planner prefer walking all of ti_dag_run in (dag_id, run_id) order.
-        query = select(ti.c.dag_id, ti.c.run_id).where(ti.c.last_heartbeat_at >= datetime.fromtimestamp(since, UTC))
+        query = select(ti.c.dag_id, ti.c.run_id).where(
+            ti.c.last_heartbeat_at >= datetime.fromtimestamp(since, timezone.utc)
+        )
         return list(dict.fromkeys((row.dag_id, row.run_id) for row in connection.execute(query)))
 
     def _plan(self, row, new_ids: set[int], first_poll: bool, since: float) -> _Plan | None:

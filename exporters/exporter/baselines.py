@@ -15,7 +15,8 @@ from datetime import datetime
 
 from airflow_obs.exporter.database import airflow_table
 from prometheus_client.core import GaugeMetricFamily
-from sqlalchemy import Connection, select
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
 
 # One gauge per quantile (a `quantile` label is reserved for summaries).
 QUANTILES = {"p50": 0.5, "p95": 0.95}

@@ -16,7 +16,9 @@ import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import Engine, MetaData, Table, create_engine
+from sqlalchemy import MetaData, Table, create_engine
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import QueuePool
 
 DB_URL_ENV = "AIRFLOW_OBS_EXPORTER_DB_URL"
 AIRFLOW_SETTINGS_TIMEOUT_SECONDS = 120
@@ -75,7 +77,10 @@ def make_engine(url: str) -> Engine:
             "connect_timeout": 5,
             "options": "-c statement_timeout=10000 -c default_transaction_read_only=on",
         }
-    return create_engine(url, pool_size=2, max_overflow=0, pool_pre_ping=True, connect_args=connect_args)
+    # QueuePool named: SQLAlchemy 1.4 (Airflow 3.1) gives SQLite files a NullPool, which takes no pool size.
+    return create_engine(
+        url, poolclass=QueuePool, pool_size=2, max_overflow=0, pool_pre_ping=True, connect_args=connect_args
+    )
 
 
 _metadata: weakref.WeakKeyDictionary[Engine, MetaData] = weakref.WeakKeyDictionary()

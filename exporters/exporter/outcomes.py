@@ -17,7 +17,8 @@ from datetime import datetime
 
 from airflow_obs.exporter.database import airflow_table, utc_timestamp
 from prometheus_client.core import GaugeMetricFamily
-from sqlalchemy import Connection, func, select
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 
 FINISHED_RUN_STATES = ("success", "failed")
 

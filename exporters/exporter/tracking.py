@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from airflow_obs.exporter.database import airflow_table, utc_timestamp
-from sqlalchemy import Connection, func, select, tuple_
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.engine import Connection
 
 ACTIVE_RUN_STATES = ("queued", "running")
 FINISHED_RUN_STATES = ("success", "failed")

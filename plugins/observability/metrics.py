@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from airflow.sdk.observability.stats import Stats
+from airflow_obs.observability.compat import Stats
 from airflow_obs.observability.events import DagRunEvent, TaskEvent
 
 PREFIX = "obs"

@@ -38,6 +38,9 @@ def get_provider_info() -> dict[str, Any]:
                         "type": setting.kind,
                         "example": None,
                         "default": setting.default,
+                        # Braces are our placeholders, not Airflow's: Airflow 3.1 formats a default that is not
+                        # marked a template with its own variables, and fails on {grafana_url}.
+                        "is_template": "{" in setting.default,
                     }
                     for name, setting in SETTINGS.items()
                 },

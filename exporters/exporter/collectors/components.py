@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 from airflow_obs.exporter.database import airflow_table, utc_timestamp
 from prometheus_client.core import GaugeMetricFamily, Metric
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 
 # Airflow's job types -> the component names our alerts and dashboards use.
 COMPONENTS = {"SchedulerJob": "scheduler", "TriggererJob": "triggerer", "DagProcessorJob": "dag_processor"}

@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator
 
 from airflow_obs.exporter.database import airflow_table, utc_timestamp
 from prometheus_client.core import GaugeMetricFamily, Metric
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 
 ACTIVE_STATES = ("running", "queued")
 

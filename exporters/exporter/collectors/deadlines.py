@@ -14,7 +14,9 @@ from datetime import datetime, timedelta, timezone
 from airflow_obs.exporter.accumulators import Counters
 from airflow_obs.exporter.database import airflow_table, utc_timestamp
 from prometheus_client.core import Metric
-from sqlalchemy import Engine, select
+from sqlalchemy import Table, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.sql.expression import ColumnElement
 
 # How late after its deadline_time the scheduler may mark a deadline missed and still be counted.
 MARKING_LAG = timedelta(hours=1)
@@ -39,7 +41,7 @@ class DeadlineCollector:
             rows = connection.execute(
                 select(deadline.c.id, deadline.c.deadline_time, run.c.dag_id)
                 .join(run, run.c.id == deadline.c.dagrun_id)
-                .where(deadline.c.missed.is_(True), deadline.c.deadline_time >= since)
+                .where(_missed(deadline), deadline.c.deadline_time >= since)
             ).all()
         baseline = self._seen is None
         seen = self._seen or {}
@@ -53,3 +55,11 @@ class DeadlineCollector:
         yield self._misses.family(
             "airflow_dag_deadline_misses", "Deadline Alerts the DAG's runs missed (Airflow 3 deadlines).", ["dag_id"]
         )
+
+
+def _missed(deadline: Table) -> ColumnElement[bool]:
+    """A missed deadline, as the deployed schema records it: Airflow 3.2+ has a `missed` flag; 3.1 marks a miss
+    only by queueing its callback (callback_state set)."""
+    if "missed" in deadline.c:
+        return deadline.c.missed.is_(True)
+    return deadline.c.callback_state.is_not(None)

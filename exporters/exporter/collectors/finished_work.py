@@ -22,7 +22,8 @@ from airflow_obs.exporter.database import airflow_table, utc_timestamp
 from airflow_obs.exporter.outcomes import LatestOutcomes
 from airflow_obs.exporter.tracking import FinishedWorkTracker, PollResult
 from prometheus_client.core import Metric
-from sqlalchemy import Engine, select
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
 
 
 class FinishedWorkCollector:

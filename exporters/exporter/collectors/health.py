@@ -6,7 +6,8 @@ import logging
 from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
-from sqlalchemy import Engine, text
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 log = logging.getLogger(__name__)
 

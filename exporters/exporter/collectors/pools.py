@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 from airflow_obs.exporter.database import airflow_table
 from prometheus_client.core import GaugeMetricFamily, Metric
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 
 # Slot-holding states. A deferred task holds a slot only in pools with include_deferred.
 SLOT_STATES = ("running", "queued", "scheduled", "deferred")

@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterator
 
 from airflow_obs.exporter.database import airflow_table, utc_timestamp
 from prometheus_client.core import GaugeMetricFamily, Metric
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 
 # Unfinished states worth watching. The ti_state index serves `state IN (...)`: only live work is read.
 LIVE_STATES = ("scheduled", "queued", "running", "up_for_retry", "deferred")

@@ -300,7 +300,7 @@ class PreparedSinks:
 def prepare_sinks(settings: PluginSettings, only: Iterable[str] | None = None) -> PreparedSinks:
     """Read each enabled sink's connection. A connection that does not exist switches its sink off (with one
     warning per process); any other failure to read it leaves the sink unavailable for now."""
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    from airflow_obs.observability.compat import AirflowNotFoundException
 
     prepared = PreparedSinks()
     wanted = set(only) if only is not None else None

@@ -215,12 +215,8 @@ def test_a_task_that_fails_for_good_pages_alertmanager_with_its_log_link(failed_
 def test_the_exporter_serves_clean_metrics_with_the_failed_run_from_sqlite(
     deployment: ThrowawayAirflow, failed_run: FailedRun
 ) -> None:
-    with running_exporter(deployment, deployment.sqlite_url) as url:
-        metrics = fetch_text(f"{url}/metrics")
+    samples = served_samples(deployment, deployment.sqlite_url)
 
-    assert_promtool_clean(metrics)
-    samples = parse_samples(metrics)
-    assert_exporter_healthy(samples)
     assert samples.get(f'airflow_dag_last_run_failed{{dag_id="{DAG_ID}"}}') == 1.0, "the probe's failed run"
 
 
@@ -232,11 +228,7 @@ def test_the_exporter_serves_clean_metrics_from_the_same_airflow_on_postgresql(
     url = create_database(postgres_port, "airflow_" + release.version.replace(".", "_"))
     deployment.airflow("db", "migrate", extra_env={"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url})
 
-    with running_exporter(deployment, url) as exporter_url:
-        metrics = fetch_text(f"{exporter_url}/metrics")
-
-    assert_promtool_clean(metrics)
-    assert_exporter_healthy(parse_samples(metrics))
+    served_samples(deployment, url)
 
 
 @pytest.fixture(scope="module")
@@ -251,16 +243,23 @@ def exporter_alone(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Thr
 def test_the_exporter_installed_alone_without_airflow_serves_this_airflows_database(
     exporter_alone: ThrowawayAirflow, deployment: ThrowawayAirflow, failed_run: FailedRun
 ) -> None:
-    with running_exporter(exporter_alone, deployment.sqlite_url) as url:
-        metrics = fetch_text(f"{url}/metrics")
+    samples = served_samples(exporter_alone, deployment.sqlite_url)
 
-    assert_promtool_clean(metrics)
-    samples = parse_samples(metrics)
-    assert_exporter_healthy(samples)
     assert samples.get(f'airflow_dag_last_run_failed{{dag_id="{DAG_ID}"}}') == 1.0, "the probe's failed run"
 
 
 # --- the exporter as a deployment runs it, and its output ---
+
+
+def served_samples(venv: ThrowawayAirflow, db_url: str) -> dict[str, float]:
+    """The samples the venv's exporter serves from `db_url`, once promtool passed them and every collector worked."""
+    with running_exporter(venv, db_url) as url:
+        metrics = fetch_text(f"{url}/metrics")
+    assert_promtool_clean(metrics)
+    samples = parse_samples(metrics)
+    assert_exporter_healthy(samples)
+    return samples
+
 
 EXPORTER_START_TIMEOUT_SECONDS = 60  # it asks Airflow for its heartbeat timeout first (one interpreter start-up)
 

@@ -14,10 +14,11 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from importlib.metadata import packages_distributions
+from importlib.metadata import PackageNotFoundError, packages_distributions, version
 from pathlib import Path
 
 import pytest
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -91,11 +92,21 @@ def distributions_of(module: str, installed: dict[str, list[str]]) -> set[str]:
     """The distributions that may provide a module, as the checkout's environment knows them."""
     parts = module.split(".")
     if parts[0] == "airflow":
-        # Providers install into Airflow's namespace: airflow.providers.slack is apache-airflow-providers-slack.
+        # Providers install into Airflow's namespace: airflow.providers.slack is apache-airflow-providers-slack,
+        # airflow.providers.common.sql apache-airflow-providers-common-sql.
         if len(parts) > 2 and parts[1] == "providers":
-            return {canonicalize_name(f"apache-airflow-providers-{parts[2]}")}
+            names = [f"apache-airflow-providers-{'-'.join(parts[2:4])}", f"apache-airflow-providers-{parts[2]}"]
+            return {canonicalize_name(next((name for name in names if _installed(name)), names[-1]))}
         return {"apache-airflow"}
     return {canonicalize_name(name) for name in installed.get(parts[0], [])}
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        version(distribution)
+    except PackageNotFoundError:
+        return False
+    return True
 
 
 def part_extras(path: str) -> set[str]:
@@ -152,3 +163,34 @@ def test_the_import_check_catches_an_undeclared_import() -> None:
     }
     assert part_extras("airflow_obs/exporter/auth.py") == {"exporter"}
     assert part_extras("airflow_obs/alerting/render.py") == set()
+
+
+def declared_by_pyproject() -> set[str]:
+    """Everything a checkout installs (`uv sync --all-extras`): the base install, every extra, every group."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    lists = [project["project"]["dependencies"], *project["project"]["optional-dependencies"].values()]
+    lists += project["dependency-groups"].values()
+    return {canonicalize_name(Requirement(line).name) for requirements in lists for line in requirements}
+
+
+# The repository's own code, which the wheel leaves out: installed by `make up` / `make test` from the groups.
+CHECKOUT_CODE = ("local_stack", "dags", "dashboards/grafana_dashboards", "bench", "tests")
+# Imported by the checkout's code, and installed by the packages named: never imported for themselves.
+CHECKOUT_LOCAL_MODULES = {"local_stack", "dag_suite", "bench", "tests", "airflow_obs"}
+
+
+def test_the_checkouts_own_code_imports_only_what_pyproject_declares() -> None:
+    declared = declared_by_pyproject()
+    installed = packages_distributions()
+    undeclared = []
+    for folder in CHECKOUT_CODE:
+        for path in sorted((REPO_ROOT / folder).rglob("*.py")):
+            for module in sorted(imported_modules(path.read_text())):
+                top = module.split(".")[0]
+                if top in sys.stdlib_module_names or top in CHECKOUT_LOCAL_MODULES or top == "__future__":
+                    continue
+                providers = distributions_of(module, installed)
+                if not providers & declared:
+                    undeclared.append(f"{path.relative_to(REPO_ROOT)}: {module} from {sorted(providers) or '?'}")
+
+    assert undeclared == [], "imports pyproject.toml does not declare:\n" + "\n".join(undeclared)

@@ -34,7 +34,7 @@ from local_stack.processes import stop_process
 from local_stack.throwaway_postgres import create_database, throwaway_cluster
 from tests.conftest import REPO_ROOT, free_port
 from tests.integration.conftest import wait_for
-from tests.integration.throwaway_venv import ThrowawayAirflow, build_wheel, create_throwaway_airflow
+from tests.integration.throwaway_venv import ThrowawayAirflow, build_wheel, create_throwaway_airflow, run_checked
 from tests.running_alertmanager import RunningAlertmanager, running_alertmanager
 
 pytestmark = pytest.mark.integration
@@ -344,3 +344,39 @@ def assert_exporter_healthy(samples: dict[str, float]) -> None:
     assert collectors, "the exporter reports no collector"
     failed = [series for series, value in collectors.items() if value != 1.0]
     assert not failed, f"collectors that failed on this Airflow's schema: {failed}"
+
+
+def test_the_rules_and_runbooks_come_from_the_installed_package_with_the_deployments_links(
+    exporter_alone: ThrowawayAirflow,
+) -> None:
+    out = exporter_alone.root / "exported"
+    links = {"AIRFLOW__OBSERVABILITY__AIRFLOW_URL": "https://airflow.example.com"}
+    obs = exporter_alone.bin("airflow-obs")
+    run_checked(
+        [obs, "rules", "export", "--out", str(out / "rules")],
+        cwd=exporter_alone.root,
+        env=exporter_alone.env(links),
+        timeout=60,
+    )
+    run_checked(
+        [obs, "runbooks", "export", "--out", str(out / "runbooks")],
+        cwd=exporter_alone.root,
+        env=exporter_alone.env(),
+        timeout=60,
+    )
+
+    rule_files = sorted((out / "rules").glob("*.rules.yml"))
+    assert [path.name for path in rule_files] == sorted(
+        path.name for path in (REPO_ROOT / "alert_rules").glob("*.rules.yml")
+    )
+    checked = subprocess.run(
+        [PROMTOOL, "check", "rules", *map(str, rule_files)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "https://airflow.example.com/dags/{{ $labels.dag_id }}" in (out / "rules" / "airflow.rules.yml").read_text()
+    assert (out / "rules" / "alertmanager.routes.yml").is_file() and list(
+        (out / "rules" / "alertmanager-templates").glob("*.tmpl")
+    )
+    assert {path.name for path in (out / "runbooks").glob("*.md")} == {
+        path.name for path in (REPO_ROOT / "runbooks").glob("*.md")
+    }

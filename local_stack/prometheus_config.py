@@ -15,6 +15,7 @@ import yaml
 from airflow_obs.alerting.catalogue import CELERY_FLOWER_JOB
 from airflow_obs.alerting.render import write_rule_files
 from airflow_obs.alerting.thresholds import ThresholdError
+from airflow_obs.observability.settings import ENV_PREFIX as PLUGIN_SETTINGS
 
 from local_stack.settings import LOOPBACK, STACK_ENVIRONMENT, SettingsError, StackSettings
 
@@ -79,8 +80,9 @@ def dump_prometheus_config(config: Mapping[str, Any]) -> str:
 
 
 def rules_environ(settings: StackSettings) -> dict[str, str]:
-    """What the stack's rules are rendered with: links to this stack's Airflow, thresholds from AIRFLOW_OBS_ALERT_*."""
-    environ = {key: value for key, value in os.environ.items() if key.startswith("AIRFLOW_OBS_")}
+    """What the stack's rules are rendered with: links as the plugin's [observability] settings make them (to this
+    stack's Airflow), thresholds from AIRFLOW_OBS_ALERT_*."""
+    environ = {key: value for key, value in os.environ.items() if key.startswith(("AIRFLOW_OBS_", PLUGIN_SETTINGS))}
     environ["AIRFLOW__OBSERVABILITY__AIRFLOW_URL"] = settings.url("airflow")
     return environ
 

@@ -108,9 +108,13 @@ DEFAULT_TRACE_URL_TEMPLATE = (
 SECTION = "observability"
 
 
+# Airflow's variables for the section: AIRFLOW__OBSERVABILITY__<KEY>.
+ENV_PREFIX = f"AIRFLOW__{SECTION.upper()}__"
+
+
 def env_var(name: str) -> str:
     """The variable Airflow reads a key of the section from."""
-    return f"AIRFLOW__{SECTION.upper()}__{name.upper()}"
+    return f"{ENV_PREFIX}{name.upper()}"
 
 
 @dataclass(frozen=True)

@@ -152,6 +152,18 @@ def test_prometheus_loads_the_toolkits_rules_rendered_with_this_stacks_airflow_u
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_stacks_rules_link_to_the_grafana_its_plugin_settings_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The rules' links and the plugin's come from the same [observability] variables.
+    monkeypatch.setenv("AIRFLOW__OBSERVABILITY__GRAFANA_URL", "https://grafana.example.com")
+    config = yaml.safe_load(write_prometheus_config(settings_for(tmp_path)).read_text())
+
+    rendered = (Path(config["rule_files"][0]).parent / "airflow.rules.yml").read_text()
+
+    assert "dashboard_url: https://grafana.example.com/d/" in rendered
+
+
 # --- supervisor -------------------------------------------------------------------------------------------
 
 

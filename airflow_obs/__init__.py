@@ -6,11 +6,11 @@ The wheel assembles it from the repository's top-level folders, which are the ar
     plugins/observability        -> airflow_obs.observability   the Airflow plugin and the on-call console
     exporters/exporter           -> airflow_obs.exporter        the Prometheus exporter (runs without Airflow)
     alert_rules/alerting         -> airflow_obs.alerting        the alert and recording rules, as code
-    dashboards/grafana_dashboards -> airflow_obs.grafana_dashboards  the Grafana dashboards, as code
     runbooks/, alert_rules/*.yml, dashboards/*.json -> package data (airflow_obs.package_data)
 
 In a checkout the same names resolve to those folders: this package's search path is extended with them, the
-way a namespace package spans several directories.
+way a namespace package spans several directories. The checkout's own tools live there too and are never
+installed: airflow_obs.grafana_dashboards (dashboards/grafana_dashboards, which writes the dashboards' JSON).
 """
 
 from pathlib import Path

@@ -53,9 +53,6 @@ def _cmd_exporter(args: argparse.Namespace) -> int:
 
 
 def _cmd_trace(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from airflow_obs.observability.settings import SettingsError as PluginSettingsError
     from airflow_obs.observability.settings import settings
     from airflow_obs.observability.trace_store import read_spans, run_traces
     from airflow_obs.observability.waterfall import render_waterfall
@@ -84,8 +81,6 @@ def _cmd_trace(args: argparse.Namespace) -> int:
 
 
 def _cmd_dashboards(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from airflow_obs.dashboards_push import PushError, parse_datasource_uids, push
 
     # The token is read here and only handed to the client: it is never an argument (shell history, `ps`).
@@ -142,11 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     exporter.add_argument("--config", help="YAML config file (default: AIRFLOW_OBS_EXPORTER_CONFIG, if set)")
     exporter.add_argument("--host", help="default: the config's host, else 127.0.0.1")
     exporter.add_argument("--port", type=int, default=0, help="default: the config's port, else 19112")
+    exporter.set_defaults(handler=_cmd_exporter)
 
     trace = commands.add_parser("trace", help="print one DAG run's trace as a waterfall, from the local JSONL store")
     trace.add_argument("dag_id")
     trace.add_argument("run_id")
     trace.add_argument("--file", help="JSONL span file (default: [observability] traces_file, else under AIRFLOW_HOME)")
+    trace.set_defaults(handler=_cmd_trace)
 
     rules = commands.add_parser("rules", help="the Prometheus alert and recording rules, for your Prometheus")
     rule_commands = rules.add_subparsers(dest="rules_command", required=True)
@@ -154,11 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="write the rule files (links from AIRFLOW__OBSERVABILITY__*), Alertmanager templates and routes"
     )
     rules_export.add_argument("--out", required=True, help="folder to write into (created if missing)")
+    rules_export.set_defaults(handler=_cmd_rules_export)
 
     runbooks = commands.add_parser("runbooks", help="the runbook of every alert, as markdown")
     runbook_commands = runbooks.add_subparsers(dest="runbooks_command", required=True)
     runbooks_export = runbook_commands.add_parser("export", help="copy the <Alert>.md runbooks into a folder")
     runbooks_export.add_argument("--out", required=True, help="folder to write into (created if missing)")
+    runbooks_export.set_defaults(handler=_cmd_runbooks_export)
 
     dashboards = commands.add_parser("dashboards", help="publish the dashboards to a Grafana")
     dashboard_commands = dashboards.add_subparsers(dest="dashboards_command", required=True)
@@ -180,21 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the target's datasource uid for a type, e.g. prometheus=P1809F7CD0C75ACF3; repeatable"
         " (default: GRAFANA_DATASOURCE_UIDS, comma-separated)",
     )
+    push.set_defaults(handler=_cmd_dashboards)
     return parser
-
-
-def _handler(args: argparse.Namespace):
-    if args.command == "rules":
-        return _cmd_rules_export
-    if args.command == "runbooks":
-        return _cmd_runbooks_export
-    return {"exporter": _cmd_exporter, "trace": _cmd_trace, "dashboards": _cmd_dashboards}[args.command]
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
-        code = _handler(args)(args)
+        code = args.handler(args)
     except PluginSettingsError as exc:
         print(f"airflow-obs {args.command}: {exc}", file=sys.stderr)
         code = 1

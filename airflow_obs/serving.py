@@ -36,14 +36,17 @@ def catching_stop_signals(poll_seconds: float = 0.2) -> Iterator[Callable[[], in
             signal.signal(sig, handler)
 
 
-def serve_until_stopped(server: socketserver.BaseServer, label: str, announce_suffix: str = "") -> None:
-    """Serve `server` on a thread until SIGTERM or SIGINT, then shut it down and close it. Main thread only."""
+def serve_until_stopped(server: socketserver.BaseServer, label: str, announcement: str = "") -> None:
+    """Serve `server` on a thread until SIGTERM or SIGINT, then shut it down and close it. Main thread only.
+
+    Announced as `[label] <announcement>` once listening; by default "listening on http://host:port".
+    """
     with catching_stop_signals() as wait_for_stop:
         thread = threading.Thread(target=server.serve_forever, name=label, daemon=True)
         thread.start()
         try:
             host, port = server.server_address[:2]
-            print(f"[{label}] listening on http://{host}:{port}{announce_suffix}", flush=True)
+            print(f"[{label}] {announcement or f'listening on http://{host}:{port}'}", flush=True)
             wait_for_stop()
         finally:
             server.shutdown()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import ssl
 import sys
-import threading
 from collections.abc import Callable, Iterable
 from wsgiref.simple_server import WSGIServer, make_server
 
@@ -13,7 +12,7 @@ from airflow_obs.exporter.auth import require_basic_auth
 from airflow_obs.exporter.config import ConfigError, ExporterConfig
 from prometheus_client.exposition import ThreadingWSGIServer, _get_best_family, _SilentHandler
 
-from airflow_obs.serving import catching_stop_signals
+from airflow_obs.serving import serve_until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +91,6 @@ def make_http_server(
 
 def serve_app(app: WSGIApp, config: ExporterConfig, port: int) -> None:
     """Serve `app` (behind basic auth when users are configured) until SIGTERM or SIGINT. Main thread only."""
-    # catching_stop_signals rather than serve_until_stopped: the latter announces http:// even when serving TLS.
     if config.basic_auth_users:
         app = require_basic_auth(app, config.basic_auth_users)
     server = make_http_server(
@@ -100,13 +98,4 @@ def serve_app(app: WSGIApp, config: ExporterConfig, port: int) -> None:
     )
     scheme = "https" if config.tls_cert_file else "http"
     host = f"[{config.host}]" if ":" in config.host else config.host
-    with catching_stop_signals() as wait_for_stop:
-        thread = threading.Thread(target=server.serve_forever, name="exporter", daemon=True)
-        thread.start()
-        try:
-            print(f"[exporter] serving {scheme}://{host}:{server.server_port}/metrics and /healthz", flush=True)
-            wait_for_stop()
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
+    serve_until_stopped(server, "exporter", f"serving {scheme}://{host}:{server.server_port}/metrics and /healthz")

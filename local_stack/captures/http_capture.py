@@ -164,4 +164,5 @@ def make_http_capture(kind: str, host: str, port: int, out_path: str | os.PathLi
 def serve_http_capture(kind: str, host: str, port: int, out_path: str | os.PathLike[str]) -> None:
     """Serve a capture until SIGTERM or SIGINT, then shut it down cleanly."""
     server = make_http_capture(kind, host, port, out_path)
-    serve_until_stopped(server, kind, announce_suffix=f", recording to {out_path}")
+    host, port = server.server_address[:2]
+    serve_until_stopped(server, kind, f"listening on http://{host}:{port}, recording to {out_path}")

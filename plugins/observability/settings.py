@@ -238,17 +238,11 @@ def read_settings(environ: Mapping[str, str] = os.environ) -> PluginSettings:
     return parse_settings(lambda name, default: environ.get(env_var(name), default))
 
 
-def _from_airflow_config() -> PluginSettings:
-    from airflow.configuration import conf
-
-    return parse_settings(lambda name, default: conf.get(SECTION, name, fallback=default))
-
-
 @cache
 def settings() -> PluginSettings:
     """The process's settings, read once (at plugin load): Airflow's configuration, else the environment."""
     try:
-        import airflow.configuration  # noqa: F401  (only whether Airflow is there)
+        from airflow.configuration import conf
     except ImportError:
         return read_settings()
-    return _from_airflow_config()
+    return parse_settings(lambda name, default: conf.get(SECTION, name, fallback=default))

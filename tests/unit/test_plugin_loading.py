@@ -91,19 +91,21 @@ def test_a_bad_setting_fails_the_plugin_load_with_the_variable_and_the_reason_an
     assert all(OUR_LISTENERS not in impls for impls in report["listeners"]["task_runner"].values())
 
 
-def airflow_config(tmp_path: Path, *args: str, cfg: str = "", **extra_env: str) -> str:
-    """`airflow config ...` in a fresh home whose airflow.cfg holds `cfg`: what an operator runs."""
+def run_in_fresh_home(tmp_path: Path, argv: list[str], cfg: str = "", **extra_env: str) -> str:
+    """`argv` with a fresh AIRFLOW_HOME whose airflow.cfg holds `cfg`, none of this session's AIRFLOW* variables."""
     home = tmp_path / "airflow"
     home.mkdir(exist_ok=True)
     (home / "airflow.cfg").write_text(cfg)
     env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
     env.update({"AIRFLOW_HOME": str(home), **extra_env})
-    airflow = Path(sys.executable).with_name("airflow")
-    result = subprocess.run(
-        [str(airflow), "config", *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
+
+
+def airflow_config(tmp_path: Path, *args: str) -> str:
+    """`airflow config ...`: what an operator runs."""
+    return run_in_fresh_home(tmp_path, [str(Path(sys.executable).with_name("airflow")), "config", *args])
 
 
 def test_airflow_knows_the_observability_section_with_its_defaults_and_descriptions(tmp_path: Path) -> None:
@@ -117,16 +119,10 @@ def test_airflow_knows_the_observability_section_with_its_defaults_and_descripti
 
 def test_the_plugin_reads_its_section_from_airflow_cfg_and_the_environment_wins(tmp_path: Path) -> None:
     cfg = "[observability]\nairflow_url = https://from-the-cfg.example.com\nenvironment = staging\n"
-    read = (
-        "from airflow_obs.observability.settings import settings; s = settings(); print(s.airflow_url, s.environment)"
-    )
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
-    (tmp_path / "airflow.cfg").write_text(cfg)
-    env.update({"AIRFLOW_HOME": str(tmp_path), "AIRFLOW__OBSERVABILITY__ENVIRONMENT": "production"})
+    read = "from airflow_obs.observability.settings import settings as s; print(s().airflow_url, s().environment)"
 
-    result = subprocess.run(
-        [sys.executable, "-c", read], env=env, capture_output=True, text=True, timeout=120, check=False
+    output = run_in_fresh_home(
+        tmp_path, [sys.executable, "-c", read], cfg, AIRFLOW__OBSERVABILITY__ENVIRONMENT="production"
     )
 
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip().splitlines()[-1] == "https://from-the-cfg.example.com production"
+    assert output.strip().splitlines()[-1] == "https://from-the-cfg.example.com production"

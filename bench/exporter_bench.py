@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import asset_graph_bench
 from bench.docs_section import DOCS, markers, write_section
 from bench.stats import nearest_rank
 from bench.synthetic_history import load_synthetic_history
@@ -312,6 +313,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.write_docs:
         write_docs(section)
         print(f"[bench] wrote {DOCS.relative_to(REPO_ROOT)}")
+    # The asset graph's cost depends on the number of DAGs, not on history: measured once, at DAGS.
+    asset_graph_bench.main(["--write-docs"] if args.write_docs else [])
 
 
 if __name__ == "__main__":

@@ -16,6 +16,14 @@ class SeriesBudget:
     budget cuts first is the least urgent detail. A histogram's buckets, sum and count for one label set
     are kept or dropped together, and samples are cut in the family's own (sorted) order, so the same
     series survive from one scrape to the next.
+
+    The asset graph's families come after everything else (server.db_collectors lists their collector
+    last): they describe how DAGs depend on each other and say nothing is failing or late, so they are worth
+    less than any failure or lateness family, and an alert that loses its downstream list still fires.
+    airflow_dag_unproduced_assets and airflow_dag_downstream_dags (one series per DAG) come before
+    airflow_dag_downstream_info, by far the largest (up to downstream_max_dags series per producing DAG).
+    Its samples run producer by producer in dag_id order, each list nearest DAG first, so a cut keeps whole
+    lists and shortens at most one, and airflow_dag_downstream_dags still gives every producer's total.
     """
 
     def __init__(self, limit: int) -> None:

@@ -52,6 +52,9 @@ class ExporterConfig:
     baseline_max_runs: int = 50
     baseline_min_runs: int = 3
     per_task_metrics: bool = False
+    # The asset graph (airflow_dag_downstream_*): how many hops to follow, and how many DAGs to list per DAG.
+    downstream_max_depth: int = 3
+    downstream_max_dags: int = 20
     heartbeat_timeout_seconds: float | None = None  # None: Airflow's [scheduler] task_instance_heartbeat_timeout
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
@@ -148,6 +151,8 @@ class _Settings(BaseModel):
     baseline_max_runs: _Int = Field(ge=2, description="an integer >= 2")
     baseline_min_runs: _Int = Field(ge=1, description="an integer >= 1")
     per_task_metrics: bool = Field(description="true or false (also yes/no, 1/0)")
+    downstream_max_depth: _Int = Field(ge=1, le=10, description="an integer 1-10")
+    downstream_max_dags: _Int = Field(ge=1, le=1000, description="an integer 1-1000")
     heartbeat_timeout_seconds: _Number | None = Field(gt=0, description="a number > 0")
     tls_cert_file: _ReadableFile | None = Field(description="a readable file")
     tls_key_file: _ReadableFile | None = Field(description="a readable file")

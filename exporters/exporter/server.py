@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from airflow_obs.exporter.app import make_app
 from airflow_obs.exporter.budget import SeriesBudget
+from airflow_obs.exporter.collectors.assets import AssetGraphCollector
 from airflow_obs.exporter.collectors.components import ComponentHeartbeatCollector
 from airflow_obs.exporter.collectors.dag_runs import DagRunCollector
 from airflow_obs.exporter.collectors.dags import DagCollector
@@ -48,6 +49,8 @@ def db_collectors(engine, config: ExporterConfig, heartbeat_timeout_seconds: flo
             baseline_max_runs=config.baseline_max_runs,
             baseline_min_runs=config.baseline_min_runs,
         ),
+        # Last: who sits downstream of whom is context for an alert, worth less than any failure or lateness.
+        AssetGraphCollector(engine, max_depth=config.downstream_max_depth, max_dags=config.downstream_max_dags),
     ]
 
 

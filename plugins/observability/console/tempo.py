@@ -15,7 +15,7 @@ import binascii
 import json
 from typing import Any
 
-from airflow_obs.observability.console.http_read import Unreachable, bounded_get
+from airflow_obs.observability.http_read import Unreachable, bounded_get
 from airflow_obs.observability.trace_context import checked_hex_trace_id
 from airflow_obs.observability.trace_store import SpanEvent, SpanRecord
 

@@ -1,4 +1,5 @@
-"""One bounded GET, the way the console reads the services beside the api-server (Prometheus, Tempo).
+"""One bounded GET, the way the plugin reads the services beside Airflow (Prometheus, Tempo): for the console's
+pages, and for the impact a page names (impact.py).
 
 Bounded as a whole, not only per socket wait: a server dripping its body would otherwise hold a page for ever.
 No proxy from the environment: those services sit next to the api-server, and a proxy meant for the internet
@@ -12,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 
-USER_AGENT = "airflow-observability-console/1"
+USER_AGENT = "airflow-observability/1"
 _CHUNK = 1 << 16
 
 

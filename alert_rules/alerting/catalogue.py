@@ -296,6 +296,7 @@ def airflow_alerts(t: dict[str, str]) -> list[Alert]:
 
 def groups(t: dict[str, str]) -> list[Group]:
     # They build on this module's types.
+    from airflow_obs.alerting.asset_impact import impact_alerts, impact_records
     from airflow_obs.alerting.celery_alerts import celery_alerts
     from airflow_obs.alerting.platform_alerts import infrastructure_alerts, meta_alerts
 
@@ -303,6 +304,7 @@ def groups(t: dict[str, str]) -> list[Group]:
         Group("airflow-obs.meta", "meta.rules.yml", [*meta_alerts(t)]),
         Group("airflow-obs.recording", "airflow.rules.yml", [*recording_rules()]),
         Group("airflow-obs.airflow", "airflow.rules.yml", [*airflow_alerts(t)]),
+        Group("airflow-obs.impact", "airflow.rules.yml", [*impact_records(), *impact_alerts()]),
         Group("airflow-obs.celery", "airflow.rules.yml", [*celery_alerts(t)]),
         Group("airflow-obs.infrastructure", "infrastructure.rules.yml", [*infrastructure_alerts(t)]),
     ]

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from airflow_obs.alerting import catalogue, thresholds
-from airflow_obs.observability import links
+from airflow_obs.alerting import asset_impact, catalogue, thresholds
+from airflow_obs.observability import impact, links
 from airflow_obs.observability.settings import PluginSettings, read_settings
 
 HEADER = (
@@ -49,6 +49,9 @@ def _annotations(alert: catalogue.Alert, settings: PluginSettings) -> dict[str, 
     }
     if alert.about_dag:
         annotations["airflow_url"] = links.dag_url(settings, _DAG_ID)
+        # What the DAG's trouble affects downstream, and a failing DAG upstream that explains it (asset_impact.py).
+        annotations[impact.AFFECTS] = asset_impact.AFFECTS_TEMPLATE
+        annotations[impact.UPSTREAM_FAILING_ANNOTATION] = asset_impact.UPSTREAM_TEMPLATE
     return {key: value.replace(_DAG_ID, _DAG_ID_LABEL) for key, value in annotations.items()}
 
 

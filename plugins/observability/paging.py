@@ -12,7 +12,9 @@ It sees every state change Airflow reports to listeners, in every process, for e
 - a run succeeding: the scheduler's reconciler resolves the DAG's alerts at once.
 A try that Airflow will retry pages nobody, however it ended (a killed try with retries left included).
 
-In a task runner the page is sent before the listener returns, within `notify_timeout_seconds`; everywhere else
+Each page names what the DAG's failure affects downstream and any failing DAG upstream of it (impact.py, one
+bounded read of Prometheus per DAG). In a task runner the page is sent before the listener returns, within
+`notify_timeout_seconds` plus that read's IMPACT_READ_SECONDS; everywhere else
 it goes to the outbox's thread, so no scheduler loop or API request waits on Alertmanager or Slack.
 """
 
@@ -24,6 +26,7 @@ import time
 
 from airflow_obs.observability import failure_sweep, tracing
 from airflow_obs.observability.events import DagRunEvent, TaskEvent
+from airflow_obs.observability.impact import Impact, read_impact
 from airflow_obs.observability.notify import alerts, messages, outbox, router
 from airflow_obs.observability.notify.delivery import redeliver_spooled
 from airflow_obs.observability.notify.redaction import redact
@@ -59,15 +62,15 @@ def _remember_direct_page(current: PluginSettings, where: str, dag_id: str, run_
         PagedTries(paged_dir(current)).remember(identity)
 
 
-def _task_page(current: PluginSettings, event: TaskEvent) -> router.Page:
+def _task_page(current: PluginSettings, event: TaskEvent, impact: Impact) -> router.Page:
     trace_id = messages.trace_id_for(event.dag_id, event.run_id)
 
     def direct(secrets: tuple[str, ...]) -> messages.Notification:
         redacted = TaskEvent(**{**event.__dict__, "error": redact(event.error, secrets)})
-        return messages.task_notification(current, redacted, messages.TASK_FAILED, trace_id)
+        return messages.task_notification(current, redacted, messages.TASK_FAILED, trace_id, impact)
 
     return router.Page(
-        alerts.task_failed(current, event, trace_id, cause=failure_sweep.cause_of(event.error)),
+        alerts.task_failed(current, event, trace_id, cause=failure_sweep.cause_of(event.error), impact=impact),
         failure_sweep.identity(event.dag_id, event.run_id, event.task_id, event.map_index, event.try_number),
         direct,
     )
@@ -76,7 +79,9 @@ def _task_page(current: PluginSettings, event: TaskEvent) -> router.Page:
 def page_task_failures(events: list[TaskEvent]) -> list[str]:
     """Page for tries that failed for good, now, together; returns where each page went (router.ALERTMANAGER...)."""
     current = settings()
-    pages = [_task_page(current, event) for event in events]
+    # What each DAG affects, read once per DAG: the failure sweep pages many tries of a few DAGs at once.
+    impacts = {dag_id: read_impact(current, dag_id) for dag_id in dict.fromkeys(event.dag_id for event in events)}
+    pages = [_task_page(current, event, impacts[event.dag_id]) for event in events]
     started = time.monotonic()
     where = router.page(current, pages)
     seconds = round(time.monotonic() - started, 3)
@@ -130,10 +135,11 @@ def page_run_failure(event: DagRunEvent) -> str:
     current = settings()
     why = messages.run_failure_reason(event.error or None)
     trace_id = messages.trace_id_for(event.dag_id, event.run_id)
-    alert = alerts.dag_run_failed(current, event, why, trace_id)
+    impact = read_impact(current, event.dag_id)
+    alert = alerts.dag_run_failed(current, event, why, trace_id, impact)
 
     def direct(secrets: tuple[str, ...]) -> messages.Notification:
-        return messages.run_failure_notification(current, event, redact(why, secrets), trace_id)
+        return messages.run_failure_notification(current, event, redact(why, secrets), trace_id, impact)
 
     (where,) = router.page(current, [router.Page(alert, f"run\x1f{event.dag_id}\x1f{event.run_id}", direct)])
     _remember_direct_page(current, where, event.dag_id, event.run_id)

@@ -124,8 +124,12 @@ def test_every_alert_links_its_dashboard_and_an_alert_about_a_dag_links_the_dag_
         assert annotations["airflow_url"] == "http://127.0.0.1:8080/dags/{{ $labels.dag_id }}"
         dag_page = "http://127.0.0.1:8080/observability/dags/{{ $labels.dag_id }}/monitoring"
         assert annotations["dashboard_url"] in (dag_page, console)
+        # What the DAG's trouble affects downstream, and the failing DAG upstream that may explain it.
+        assert "airflow_dag_downstream_info" in annotations["affects"]
+        assert "airflow:dag_upstream_failing" in annotations["upstream_failing"]
     else:
         assert "airflow_url" not in annotations
+        assert "affects" not in annotations
         assert annotations["dashboard_url"] == console
 
 

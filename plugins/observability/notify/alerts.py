@@ -25,6 +25,7 @@ from typing import Any
 
 from airflow_obs.observability import links
 from airflow_obs.observability.events import DagRunEvent, TaskEvent
+from airflow_obs.observability.impact import NO_IMPACT, Impact
 from airflow_obs.observability.notify import messages
 from airflow_obs.observability.notify.fingerprint import fingerprint
 from airflow_obs.observability.settings import PluginSettings
@@ -33,8 +34,16 @@ TASK_FAILED = "AirflowTaskFailed"
 DAG_RUN_FAILED = "AirflowDagRunFailed"
 DAG_RECOVERED = "AirflowDagRecovered"
 PLUGIN_ALERTS = (TASK_FAILED, DAG_RUN_FAILED, DAG_RECOVERED)
+# A Deadline Alert's callback posts it (observability/deadlines.py). Not in PLUGIN_ALERTS: the reconciler does not
+# renew or resolve it; it ends by itself (its `ends_at`), as the exporter's alert about the same miss does.
+DAG_RUN_DEADLINE_MISSED = "AirflowDagRunDeadlineMissed"
 # Routing reads the severity (alert_rules/alertmanager.yml); the marker's "none" matches no severity route.
-SEVERITY = {TASK_FAILED: "critical", DAG_RUN_FAILED: "critical", DAG_RECOVERED: "none"}
+SEVERITY = {
+    TASK_FAILED: "critical",
+    DAG_RUN_FAILED: "critical",
+    DAG_RECOVERED: "none",
+    DAG_RUN_DEADLINE_MISSED: "warning",
+}
 
 # How long a posted firing alert lasts unless renewed: long enough to outlive a scheduler restart, short enough
 # that an alert whose DAG was deleted does not fire for days. The reconciler renews it at half-life.
@@ -120,8 +129,11 @@ def _labels(settings: PluginSettings, name: str, severity: str, event: TaskEvent
     }
 
 
-def task_failed(settings: PluginSettings, event: TaskEvent, trace_id: str, cause: str = "") -> Alert:
-    """A task failed for good: the try's log link, its redacted error, the DAG's dashboard, trace and runbook.
+def task_failed(
+    settings: PluginSettings, event: TaskEvent, trace_id: str, cause: str = "", impact: Impact = NO_IMPACT
+) -> Alert:
+    """A task failed for good: the try's log link, its redacted error, the DAG's dashboard, trace and runbook, and
+    what the failure affects downstream (impact.py).
 
     `cause`, when given, is a fixed text the error fingerprint is taken from instead of the error itself."""
     found = links.links_for_try(settings, event, trace_id, TASK_FAILED)
@@ -157,6 +169,7 @@ def task_failed(settings: PluginSettings, event: TaskEvent, trace_id: str, cause
             "dashboard_url": found["dashboard"],
             "trace_url": found["trace"] if trace_id else "",
             "runbook_url": found["runbook"],
+            **impact.annotations(),
         },
         starts_at=failed_at,
         ends_at=now_utc() + FIRING_TTL,
@@ -164,7 +177,9 @@ def task_failed(settings: PluginSettings, event: TaskEvent, trace_id: str, cause
     )
 
 
-def dag_run_failed(settings: PluginSettings, event: DagRunEvent, why: str, trace_id: str) -> Alert:
+def dag_run_failed(
+    settings: PluginSettings, event: DagRunEvent, why: str, trace_id: str, impact: Impact = NO_IMPACT
+) -> Alert:
     """A run failed and no task failed for good (timed out, deadlocked, set failed by hand): no task alert covers it."""
     run_url = links.dag_run_url(settings, event.dag_id, event.run_id)
     failed_at = event.end_date or now_utc()
@@ -185,6 +200,7 @@ def dag_run_failed(settings: PluginSettings, event: DagRunEvent, why: str, trace
             "dashboard_url": links.dag_dashboard_url(settings, event.dag_id),
             "trace_url": links.trace_url(settings, trace_id) if trace_id else "",
             "runbook_url": links.runbook_url(settings, messages.RUNBOOK_DAG_RUN_FAILED),
+            **impact.annotations(),
         },
         starts_at=failed_at,
         ends_at=now_utc() + FIRING_TTL,
@@ -209,6 +225,35 @@ def dag_recovered(
         },
         starts_at=now,
         ends_at=now + RECOVERY_HOLD,
+    )
+
+
+def dag_run_deadline_missed(
+    settings: PluginSettings,
+    event: DagRunEvent,
+    summary: str,
+    description: str,
+    deadline_at: datetime,
+    lasting: timedelta,
+) -> Alert:
+    """A run passed a Deadline Alert's time before succeeding: the run, the freshness dashboard, the runbook."""
+    run_url = links.dag_run_url(settings, event.dag_id, event.run_id)
+    now = now_utc()
+    return Alert(
+        labels=_labels(settings, DAG_RUN_DEADLINE_MISSED, SEVERITY[DAG_RUN_DEADLINE_MISSED], event),
+        annotations={
+            "summary": summary,
+            "description": description,
+            RUN_ID: event.run_id,
+            "deadline_at": iso(deadline_at),
+            "airflow_url": run_url,
+            # The freshness dashboard holds the "Deadline misses" panel (the exporter's alert links it too).
+            "dashboard_url": links.dashboard_url(settings, links.FRESHNESS_DASHBOARD_UID),
+            "runbook_url": links.runbook_url(settings, messages.RUNBOOK_DAG_RUN_DEADLINE_MISSED),
+        },
+        starts_at=now,
+        ends_at=now + lasting,
+        generator_url=run_url,
     )
 
 

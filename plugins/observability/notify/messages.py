@@ -15,22 +15,26 @@ from typing import Any
 
 from airflow_obs.observability import links
 from airflow_obs.observability.events import DagRunEvent, TaskEvent
+from airflow_obs.observability.impact import NO_IMPACT, Impact
 from airflow_obs.observability.settings import PluginSettings
 
 # The runbook each kind of message links to (runbooks/<name>.md).
 RUNBOOK_TASK_FAILED = "AirflowTaskFailed"
 RUNBOOK_DAG_RECOVERED = "AirflowDagRecovered"
 RUNBOOK_DAG_RUN_FAILED = "AirflowDagRunFailed"
+RUNBOOK_DAG_RUN_DEADLINE_MISSED = "AirflowDagRunDeadlineMissed"
 
 TASK_FAILED = "task_failed"
 DAG_RUN_FAILED = "dag_run_failed"
 DAG_RECOVERED = "dag_recovered"
+DEADLINE_MISSED = "deadline_missed"
 
 # kind -> (severity, headline verb, Slack emoji)
 KINDS: dict[str, tuple[str, str, str]] = {
     TASK_FAILED: ("critical", "failed", ":red_circle:"),
     DAG_RUN_FAILED: ("critical", "run failed", ":red_circle:"),
     DAG_RECOVERED: ("resolved", "recovered", ":large_green_circle:"),
+    DEADLINE_MISSED: ("warning", "missed its deadline", ":warning:"),
 }
 
 WEBHOOK_SCHEMA = "airflow-obs.notification/v1"
@@ -75,6 +79,8 @@ class Notification:
     try_number: int = 0
     max_tries: int = 0
     previous_run_id: str = ""
+    affects: str = ""  # impact.py: the DAGs and teams downstream of the failure
+    upstream_failing: str = ""  # impact.py: a failing DAG upstream that may explain this one
     occurred_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     @property
@@ -109,6 +115,10 @@ class Notification:
         rows.append(("Owner", self.owner or "-"))
         if self.team:
             rows.append(("Team", self.team))
+        if self.affects:
+            rows.append(("Affects", self.affects))
+        if self.upstream_failing:
+            rows.append(("Upstream failing", self.upstream_failing))
         return rows
 
 
@@ -120,7 +130,9 @@ def _without_empty_trace(found: dict[str, str], trace_id: str) -> dict[str, str]
     return {name: url for name, url in found.items() if name != "trace" or trace_id}
 
 
-def task_notification(settings: PluginSettings, event: TaskEvent, kind: str, trace_id: str) -> Notification:
+def task_notification(
+    settings: PluginSettings, event: TaskEvent, kind: str, trace_id: str, impact: Impact = NO_IMPACT
+) -> Notification:
     """A task's final failure, as the sinks get it when it is paged directly."""
     found = links.links_for_try(settings, event, trace_id, RUNBOOK_TASK_FAILED)
     return Notification(
@@ -136,6 +148,8 @@ def task_notification(settings: PluginSettings, event: TaskEvent, kind: str, tra
         map_index=event.map_index,
         try_number=event.try_number,
         max_tries=event.max_tries,
+        affects=impact.affects_text(),
+        upstream_failing=impact.upstream_text(),
     )
 
 
@@ -182,7 +196,9 @@ def run_failure_reason(reason: str | None, dagrun_timeout: object = None) -> str
     return template.format(timeout=f" ({dagrun_timeout})" if dagrun_timeout else "")
 
 
-def run_failure_notification(settings: PluginSettings, event: DagRunEvent, why: str, trace_id: str) -> Notification:
+def run_failure_notification(
+    settings: PluginSettings, event: DagRunEvent, why: str, trace_id: str, impact: Impact = NO_IMPACT
+) -> Notification:
     """A run that failed with no task failing for good (timed out, deadlocked): no task page covers it."""
     found = {
         "run": links.dag_run_url(settings, event.dag_id, event.run_id),
@@ -199,6 +215,27 @@ def run_failure_notification(settings: PluginSettings, event: DagRunEvent, why: 
         team=event.team,
         error=why,
         links=_without_empty_trace(found, trace_id),
+        affects=impact.affects_text(),
+        upstream_failing=impact.upstream_text(),
+    )
+
+
+def deadline_notification(settings: PluginSettings, event: DagRunEvent, description: str) -> Notification:
+    """A run that missed a Deadline Alert, as the sinks get it when Alertmanager cannot take the alert."""
+    found = {
+        "run": links.dag_run_url(settings, event.dag_id, event.run_id),
+        "dashboard": links.dashboard_url(settings, links.FRESHNESS_DASHBOARD_UID),
+        "runbook": links.runbook_url(settings, RUNBOOK_DAG_RUN_DEADLINE_MISSED),
+    }
+    return Notification(
+        id=_notification_id(DEADLINE_MISSED, event.dag_id, event.run_id),
+        kind=DEADLINE_MISSED,
+        dag_id=event.dag_id,
+        run_id=event.run_id,
+        owner=event.owner,
+        team=event.team,
+        error=description,
+        links=found,
     )
 
 
@@ -254,7 +291,7 @@ def slack_payload(note: Notification) -> dict[str, Any]:
 
 def email_content(note: Notification) -> dict[str, str]:
     """Subject and HTML body; every value is escaped, links are the notification's own."""
-    tag = {"critical": "FAILED", "resolved": "RECOVERED"}[note.severity]
+    tag = {"critical": "FAILED", "warning": "LATE", "resolved": "RECOVERED"}[note.severity]
     rows = "".join(
         f"<tr><th align='left'>{html.escape(label)}</th><td><code>{html.escape(value)}</code></td></tr>"
         for label, value in note.facts()
@@ -294,5 +331,7 @@ def webhook_payload(note: Notification) -> dict[str, Any]:
         "owner": note.owner,
         "team": note.team,
         "error": note.error,
+        "affects": note.affects or None,
+        "upstream_failing": note.upstream_failing or None,
         "links": dict(note.links),
     }

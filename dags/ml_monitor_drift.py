@@ -6,8 +6,9 @@ import dataclasses
 import logging
 from datetime import UTC, datetime
 
-from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
 from dag_suite.defaults import suite_dag_args
+from dag_suite.etl.load import ORDERS_ASSET
 from dag_suite.faults import active_fault, fault_switch
 from dag_suite.ml import MODEL_NAME, drift, features, registry
 from dag_suite.warehouse import warehouse_hook
@@ -19,8 +20,10 @@ DRIFT = drift.drift_asset(MODEL_NAME)
 DOC = f"""
 ### Drift monitor of the return model (`{MODEL_NAME}`)
 
-Daily at 04:00 UTC, compares the features of the orders dated in the {drift.RECENT_DAYS} days before the run's date
-with the training distribution stored in the deployed model's `metadata.json`.
+Each time `etl_orders` loads `{ORDERS_ASSET.uri}`, and daily at 04:00 UTC whatever happened, compares the features of
+the orders dated in the {drift.RECENT_DAYS} days before the run's date with the training distribution stored in the
+deployed model's `metadata.json`. Scheduled on the ETL's asset, it is downstream of `etl_orders` in Airflow's asset
+graph: while the ETL is failing, this DAG's alerts are held back and the ETL's page names it as affected.
 
 1. **find_current_model**: the version `CURRENT` points at. With no model yet it logs "no model yet" and skips
    the rest of the run (the run succeeds).
@@ -100,7 +103,7 @@ def emit_drift_event(result: dict) -> None:
 
 @dag(
     dag_id="ml_monitor_drift",
-    schedule=CronTriggerTimetable("0 4 * * *", timezone="UTC"),
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 4 * * *", timezone="UTC"), assets=ORDERS_ASSET),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     **suite_dag_args(owner="ml-eng", team="ml", tags=["ml", MODEL_NAME, "drift"], doc_md=DOC),
 )

@@ -18,9 +18,10 @@ from airflow_obs.observability.settings import read_settings
 from airflow_obs.observability.trace_context import derived_trace_id, hex_trace_id
 from airflow_obs.observability.trace_store import RUN_ID, read_spans
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, free_port
 from tests.dags.api_server import api_server, assert_sent_to_login
 from tests.running_alertmanager import running_alertmanager
+from tests.running_prometheus import ODD_ASSET, running_prometheus
 
 DAG_ID = "obs.console-probe"
 OTHER_DAG = "obs.console-other"  # a DAG an alert is about, which no user here may be shown without access
@@ -76,6 +77,7 @@ def alertmanager(tmp_path_factory):
                     "task_id": "load",
                     "severity": "critical",
                     "team": "data-platform",
+                    "error_fingerprint": "5f0c1e2d3a4b",
                 },
                 "annotations": {
                     "summary": "Task load failed for good.",
@@ -135,8 +137,12 @@ def console_env(plugin_env, runs, alertmanager):
     return plugin_env
 
 
+def console_dag_path(dag_id: str) -> str:
+    return links.MONITORING_VIEW_HREF.replace("{DAG_ID}", quote(dag_id, safe=""))
+
+
 def dag_page(server, role="admin"):
-    return server.page(links.MONITORING_VIEW_HREF.replace("{DAG_ID}", quote(DAG_ID, safe="")), role)
+    return server.page(console_dag_path(DAG_ID), role)
 
 
 def unescaped(html: str) -> str:
@@ -158,6 +164,35 @@ def test_a_dags_page_shows_its_firing_alert_with_runbook_and_silence_and_the_sil
     assert 'href="http://127.0.0.1:8080/dags/x/runs/y/tasks/load?try_number=1"' in firing
     assert "AirflowDagRunOverBaseline" in muted and "AirflowDagRunOverBaseline" not in firing
     assert OTHER_DAG not in page
+    # The error's fingerprint, which failures of one cause share (and are grouped by), beside the alert.
+    assert "fingerprint 5f0c1e2d3a4b" in firing
+
+
+def impact_section(page: str) -> str:
+    return page.split('<section id="impact">')[1].split("</section>")[0]
+
+
+def test_a_dags_page_shows_whom_it_affects_and_the_failing_dag_it_waits_on(server, console_env, tmp_path):
+    with running_prometheus(tmp_path) as prometheus:
+        console_env(AIRFLOW__OBSERVABILITY__PROMETHEUS_URL=prometheus.url)
+        producer = impact_section(unescaped(server.page(console_dag_path("etl_orders")).text))
+        consumer = impact_section(unescaped(server.page(console_dag_path("ml_monitor_drift")).text))
+
+    affected = re.findall(r'data-affected-dag-id="([^"]+)"', producer)
+    assert affected == ["adhoc_report", "ml_monitor_drift", "ml_train_return_model"]  # what the pages list
+    assert "<td>ml</td><td>ml-eng</td><td>warehouse://orders</td>" in producer
+    assert f"<td>{ODD_ASSET}</td>" in producer
+    assert "and 42 more DAGs downstream." in producer
+    assert f'href="{links.console_dag_url(read_settings({}), "ml_monitor_drift")}"' in producer
+    assert "Upstream failing:" in consumer and ">etl_orders</a> (via warehouse://orders)" in consumer
+
+
+def test_a_dags_page_says_when_the_impact_cannot_be_read(server, console_env):
+    console_env(AIRFLOW__OBSERVABILITY__PROMETHEUS_URL=f"http://127.0.0.1:{free_port()}")
+
+    section = impact_section(unescaped(dag_page(server).text))
+
+    assert "Impact unknown: Prometheus at http://127.0.0.1:" in section and "could not answer" in section
 
 
 def test_a_dags_page_charts_its_recent_runs_and_counts_the_failed_task_with_a_link_to_its_try(

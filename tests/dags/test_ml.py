@@ -306,3 +306,17 @@ def test_shifted_recent_orders_cross_the_psi_threshold_record_drift_rows_and_emi
     assert extra["max_psi"] > PSI_THRESHOLD
     assert "amount" in extra["drifted_features"]
     assert rerun.state == "success"
+
+
+def test_the_drift_monitor_runs_daily_and_on_each_load_of_the_etls_orders(dagbag):
+    from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+    from dag_suite.etl.load import ORDERS_ASSET
+
+    timetable = dagbag.get_dag(DRIFT_DAG).timetable
+    assert isinstance(timetable, AssetOrTimeSchedule)
+    assert isinstance(timetable.timetable, CronTriggerTimetable)
+    assert timetable.timetable.expression == "0 4 * * *"
+    assert timetable.asset_condition == ORDERS_ASSET
+    # The asset graph the alerts' impact is read from: the ETL's load produces what the drift monitor waits on.
+    load = dagbag.get_dag("etl_orders").get_task("load")
+    assert [outlet.uri for outlet in load.outlets] == [ORDERS_ASSET.uri]

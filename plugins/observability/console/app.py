@@ -30,6 +30,7 @@ from airflow_obs.observability.console.alerts import AlertsView, dag_matcher, re
 from airflow_obs.observability.console.runbooks import INDEX, RunbookNotFound, render_markdown
 from airflow_obs.observability.console.tempo import TraceUnavailable
 from airflow_obs.observability.console.traces import total_duration, trace_spans, waterfall_rows
+from airflow_obs.observability.impact import read_impact
 from airflow_obs.observability.settings import PluginSettings, settings
 from airflow_obs.observability.trace_context import hex_trace_id, trace_id_of_run
 from airflow_obs.observability.trace_store import DAG_ID
@@ -129,6 +130,9 @@ def dag_page(obs: PluginSettings, session: Any, dag_id: str) -> HTMLResponse:
         freshness=freshness,
         overdue=freshness.overdue_seconds(_now()) if freshness else 0.0,
         alerts=read_alerts(obs, [dag_matcher(dag_id)]),
+        # The same impact the DAG's pages carry (impact.py), read the same way.
+        impact=read_impact(obs, dag_id, prometheus.READ_TIMEOUT_SECONDS),
+        impact_known=bool(obs.prometheus_url),
         baseline=baseline,
         baseline_missing=baseline_missing,
         chart={

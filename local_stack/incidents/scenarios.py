@@ -26,7 +26,7 @@ import psutil
 from airflow_obs.alerting.thresholds import env_var
 from dag_suite.faults import DEFAULT_SLOW_SECONDS, SLOW_SECONDS_VARIABLE
 
-from local_stack.incidents import task_failures, warehouse_outage, worker_loss
+from local_stack.incidents import deadlines, task_failures, warehouse_outage, worker_loss
 from local_stack.incidents.client import IncidentError, StackClient
 from local_stack.settings import REPO_ROOT
 
@@ -433,6 +433,17 @@ SCENARIOS: dict[str, Scenario] = {
             _let_the_slow_run_finish,
             dag_id=BASELINE_DAG,
             minutes=5,
+        ),
+        Scenario(
+            "deadline_missed",
+            ("AirflowDagRunDeadlineMissed",),
+            f"{deadlines.DEADLINE_DAG} runs three times, then once far past its Deadline Alert (average runtime + "
+            "margin): its callback warns through Alertmanager, the exporter's AirflowDagDeadlineMissed muted; the "
+            "alert ends by itself deadline_window + 5m after the miss",
+            deadlines.miss_the_deadline,
+            deadlines.let_the_late_run_finish,
+            dag_id=deadlines.DEADLINE_DAG,
+            minutes=4,
         ),
         Scenario(
             "celery_worker_killed",

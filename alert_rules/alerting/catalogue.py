@@ -70,8 +70,9 @@ def _with_owner(expr: str) -> str:
     return f"({expr})\n* on (dag_id) group_left (owner, team) {owner}\nor on (dag_id) ({expr})"
 
 
-def _new_since(metric: str, window: str, by: str) -> str:
-    """How much a counter grew within `window`, counting a series born inside it from zero.
+def new_since(metric: str, window: str, by: str) -> str:
+    """How much a counter grew within `window`, counting a series born inside it from zero (the alerts and the
+    dashboards' event panels share it).
 
     increase() needs two samples, so a series that appears with its first failure would show no increase.
     A counter reset (exporter restart) gives a negative difference, clamped to 0: the window then undercounts.
@@ -129,9 +130,9 @@ def recording_rules() -> list[Record]:
 
 def airflow_alerts(t: dict[str, str]) -> list[Alert]:
     failed = 'airflow_task_instances_finished_total{state="failed"}'
-    failures = _new_since(failed, t["task_failures_window"], "dag_id, task_id")
-    retries = _new_since("airflow_task_instance_retries_total", t["task_retries_window"], "dag_id")
-    deadlines = _new_since("airflow_dag_deadline_misses_total", t["deadline_window"], "dag_id")
+    failures = new_since(failed, t["task_failures_window"], "dag_id, task_id")
+    retries = new_since("airflow_task_instance_retries_total", t["task_retries_window"], "dag_id")
+    deadlines = new_since("airflow_dag_deadline_misses_total", t["deadline_window"], "dag_id")
     return [
         *(_component_alert(component, severity, t) for component, severity in COMPONENTS.items()),
         Alert(

@@ -50,6 +50,7 @@ CELERY_STACK_ONLY: dict[tuple[str, str], str] = {
 # Panels whose series only appear after a rare event, which a healthy stack does not produce on its own.
 EVENT_ONLY: dict[tuple[str, str], str] = {
     (FRESHNESS_DASHBOARD_UID, "Deadline misses"): (
-        "airflow_dag_deadline_misses_total appears with the first missed Deadline Alert; no suite DAG sets a deadline"
+        "airflow_dag_deadline_misses_total appears with the first missed Deadline Alert: the deadline_missed scenario "
+        "makes one (test_deadline_alert checks this panel's query then)"
     ),
 }

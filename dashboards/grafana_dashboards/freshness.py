@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from airflow_obs.alerting.catalogue import new_since
 from airflow_obs.grafana_dashboards import panels as p
 from airflow_obs.observability.links import FRESHNESS_DASHBOARD_UID, OVERVIEW_DASHBOARD_UID
 from grafana_foundation_sdk.builders import dashboard as db
@@ -61,7 +62,8 @@ def build() -> db.Dashboard:
             p.grid(
                 "Deadline misses",
                 "Deadline Alerts missed per DAG in the range (Airflow 3 deadlines).",
-                p.prom("sum by (dag_id) (increase(airflow_dag_deadline_misses_total[$__range])) > 0", instant=True),
+                # Not increase(): the exporter's counter is born with a DAG's first miss, which increase() never sees.
+                p.prom(f"{new_since('airflow_dag_deadline_misses_total', '$__range', 'dag_id')} > 0", instant=True),
                 width=12,
             )
             .with_transformation(p.transform("organize", {"excludeByName": {"Time": True}}))

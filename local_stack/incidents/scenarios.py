@@ -26,7 +26,7 @@ import psutil
 from airflow_obs.alerting.thresholds import env_var
 from dag_suite.faults import DEFAULT_SLOW_SECONDS, SLOW_SECONDS_VARIABLE
 
-from local_stack.incidents import deadlines, task_failures, warehouse_outage, worker_loss
+from local_stack.incidents import deadlines, task_failures, upstream_failure, warehouse_outage, worker_loss
 from local_stack.incidents.client import IncidentError, StackClient
 from local_stack.settings import REPO_ROOT
 
@@ -371,6 +371,17 @@ SCENARIOS: dict[str, Scenario] = {
             dag_ids=tuple(warehouse_outage.WAREHOUSE_TASKS),
             postgres_only=True,
             minutes=3,
+        ),
+        Scenario(
+            "upstream_dag_fails",
+            ("AirflowTaskFailed",),
+            f"{upstream_failure.PRODUCER} fails for good, then {upstream_failure.CONSUMER} (downstream of it through "
+            "warehouse://orders) fails too: one page, the ETL's, naming every DAG and team it affects; the drift "
+            "monitor's page held back while the ETL fails",
+            upstream_failure.fail_the_etl_and_a_dag_downstream,
+            upstream_failure.heal_downstream_then_the_etl,
+            dag_ids=(upstream_failure.PRODUCER, upstream_failure.CONSUMER),
+            minutes=4,
         ),
         Scenario(
             "scheduler_killed",

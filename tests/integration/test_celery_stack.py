@@ -133,7 +133,7 @@ def test_a_warehouse_outage_failing_three_dags_pages_one_group_per_route_with_th
     latest = max(pages.values(), key=lambda page: len(page["alerts"]))
     failed = {alert["labels"]["dag_id"]: alert for alert in latest["alerts"] if alert["status"] == "firing"}
     assert set(failed) == set(warehouse_outage.WAREHOUSE_TASKS), sorted(failed)
-    assert len({alert["labels"]["error_fingerprint"] for alert in failed.values()}) == 1, "one cause, one fingerprint"
+    (fingerprint,) = {alert["labels"]["error_fingerprint"] for alert in failed.values()}  # one cause, one fingerprint
     for dag_id, alert in failed.items():
         assert alert["labels"]["task_id"] == warehouse_outage.WAREHOUSE_TASKS[dag_id]
         assert "not currently accepting connections" in alert["annotations"]["error"]
@@ -142,4 +142,7 @@ def test_a_warehouse_outage_failing_three_dags_pages_one_group_per_route_with_th
     # several are in it.
     by_sink = Counter(sink for sink, _ in {(a.sink, id(a.record)) for a in report.firing})
     assert by_sink["slack"] == by_sink["email"] == len(pages), by_sink
+    # Each message leads with the cause the group shares.
+    for arrival in (a for a in report.firing if a.sink == "slack"):
+        assert f"error fingerprint `{fingerprint}`" in arrival.record["body"]["attachments"][0]["text"]
     assert_group_resolved_once_per_sink(report)

@@ -104,12 +104,6 @@ def deadline_misses_panel() -> str:
     return query.expr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the panel's increase() needs two samples: the exporter's counter is born at 1 with a DAG's first miss "
-    "(exporters/exporter/accumulators.py Counters), so that miss never shows; the alert rule's _new_since does count "
-    "it. Fix in the panel (or the exporter) and this passes.",
-)
 def test_the_deadline_misses_panel_shows_the_dag(stack: LocalStack, report: Report) -> None:
     wait_for(lambda: prometheus_query(stack.url("prometheus"), f'airflow_dag_deadline_misses_total{{dag_id="{DAG}"}}'),
              EXPORTER_TIMEOUT, "the counter", 2)  # fmt: skip

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from local_stack.incidents import upstream_failure
 from local_stack.incidents.arrivals import alertmanager_arrivals
 from local_stack.incidents.client import StackClient
 from local_stack.incidents.runner import Report, run_scenario, wait_until_quiet
@@ -75,6 +76,36 @@ def test_a_killed_scheduler_pages_once_while_the_dag_failures_it_causes_stay_mut
         a for a in alertmanager_arrivals(stack.settings) if report.injected_at <= a.received_at < report.recovered_at
     ]
     assert [a for a in during if a.dag_id in MANY_DAGS and a.status == "firing"] == []
+
+
+def test_the_etl_failing_for_good_pages_once_naming_whom_it_affects_while_the_dags_downstream_stay_quiet(
+    stack: LocalStack,
+) -> None:
+    report = run(stack, "upstream_dag_fails")
+
+    assert report.expected_sinks == {"AirflowTaskFailed": {"slack", "email", "pager"}}
+    assert_once_per_sink(report, report.firing)
+    assert_once_per_sink(report, report.resolved)
+    assert {arrival.dag_id for arrival in report.firing} == {upstream_failure.PRODUCER}
+    pager = next(arrival for arrival in report.firing if arrival.sink == "pager")
+    (page,) = [alert for alert in pager.record["body"]["alerts"] if alert["status"] == "firing"]
+    asset = report.context["asset_uri"]
+    assert asset.startswith("warehouse://orders"), asset
+    assert page["annotations"]["affects"] == "; ".join(
+        f"{asset} -> {dag_id} (team ml, owner ml-eng)" for dag_id in upstream_failure.DOWNSTREAM
+    )
+    slack = next(arrival for arrival in report.firing if arrival.sink == "slack")
+    assert f"*Affects:* {asset} -&gt; ml_monitor_drift (team ml" in str(slack.record)
+    assert_links_work(stack, pager)
+    # The drift monitor failed while the ETL was failing: Alertmanager held its page back, and the page itself
+    # named the ETL as the failing DAG upstream; nothing about either downstream DAG reached anyone.
+    held = report.context["held"]
+    assert held["status"]["state"] == "suppressed", held
+    assert held["annotations"]["upstream_failing"] == f"etl_orders, whose latest run failed (via {asset})"
+    during = [
+        a for a in alertmanager_arrivals(stack.settings) if report.injected_at <= a.received_at < report.recovered_at
+    ]
+    assert [a.describe() for a in during if a.dag_id in upstream_failure.DOWNSTREAM] == []
 
 
 def test_a_saturated_pool_warns_once_and_resolves_when_slots_come_back(stack: LocalStack) -> None:

@@ -83,6 +83,9 @@ def test_one_cause_failing_tasks_in_three_dags_is_one_notification_per_sink_with
     assert {kind: len(records) for kind, records in found.items()} == {"slack": 1, "smtp": 1, "webhook": 1}
     (attachment,) = found["slack"][0]["body"]["attachments"]
     assert attachment["title"] == "[FIRING:3] AirflowTaskFailed"
+    # The common cause, first: the fingerprint the group shares (and the console shows beside each alert).
+    assert attachment["text"].startswith(f"*One cause*, error fingerprint `{cause}`: 3 failure(s), each below")
+    assert f"error fingerprint <code>{cause}</code>" in found["smtp"][0]["html"]
     for dag in dags:
         assert f"<http://airflow.example/dags/{dag}/runs/r1/tasks/load?try_number=2|Task log>" in attachment["text"]
         assert f'href="http://airflow.example/dags/{dag}/runs/r1/tasks/load?try_number=2"' in found["smtp"][0]["html"]

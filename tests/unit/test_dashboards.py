@@ -98,7 +98,8 @@ def known_metrics() -> set[str]:
 
 
 def metric_names(expr: str) -> set[str]:
-    without_strings = re.sub(r'"[^"]*"', '""', expr)
+    without_variables = re.sub(r"\$__\w+", "", expr)  # Grafana's durations, as in `offset $__range`
+    without_strings = re.sub(r'"[^"]*"', '""', without_variables)
     without_labels = re.sub(r"\{[^}]*\}", "", without_strings)
     without_ranges = re.sub(r"\[[^\]]*\]", "", without_labels)
     without_groupings = re.sub(r"\b(by|on|ignoring|group_left|group_right|without)\s*\([^)]*\)", "", without_ranges)

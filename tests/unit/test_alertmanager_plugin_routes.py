@@ -217,3 +217,29 @@ def test_two_causes_at_once_are_two_notifications(alertmanager: RunningAlertmana
 
     pages = wait_for(both, 15, "a notification per cause", 0.2)
     assert sorted(len(page["body"]["alerts"]) for page in pages) == [1, 1]
+
+
+@pytest.mark.parametrize("source", ["AirflowTaskFailed", "AirflowDagRunFailed"])
+def test_a_dags_failure_page_mutes_the_deadline_its_failed_run_misses_later_not_another_dags(
+    alertmanager: RunningAlertmanager, source: str
+) -> None:
+    environment = unique("late")
+    dag, other_dag = unique("backup"), unique("report")
+    extra = {"task_id": "backup"} if source == "AirflowTaskFailed" else {}
+    alertmanager.post(
+        plugin_alert(source, dag, environment, **extra),
+        *(
+            {"labels": {"alertname": name, "dag_id": dag_id, "severity": "warning", "environment": environment}}
+            for name in ("AirflowDagRunDeadlineMissed", "AirflowDagDeadlineMissed")
+            for dag_id in (dag, other_dag)
+        ),
+    )
+
+    def settled() -> dict[tuple[str, str], bool] | None:
+        found = inhibited_by(alertmanager, environment)
+        return found if len(found) == 5 and found.get(("AirflowDagRunDeadlineMissed", dag)) else None
+
+    found = wait_for(settled, 10, "the inhibition", 0.2)
+    assert found[("AirflowDagDeadlineMissed", dag)] and not found[(source, dag)]
+    # Another DAG's miss: its plugin alert mutes the exporter's, as always; nothing mutes its own.
+    assert not found[("AirflowDagRunDeadlineMissed", other_dag)]

@@ -84,7 +84,7 @@ def test_one_cause_failing_tasks_in_three_dags_is_one_notification_per_sink_with
     (attachment,) = found["slack"][0]["body"]["attachments"]
     assert attachment["title"] == "[FIRING:3] AirflowTaskFailed"
     # The common cause, first: the fingerprint the group shares (and the console shows beside each alert).
-    assert attachment["text"].startswith(f"*One cause*, error fingerprint `{cause}`: 3 failure(s), each below")
+    assert attachment["text"].startswith(f"*One cause*, error fingerprint `{cause}`: 3 failures, each below")
     assert f"error fingerprint <code>{cause}</code>" in found["smtp"][0]["html"]
     for dag in dags:
         assert f"<http://airflow.example/dags/{dag}/runs/r1/tasks/load?try_number=2|Task log>" in attachment["text"]
@@ -217,6 +217,9 @@ def test_two_causes_at_once_are_two_notifications(alertmanager: RunningAlertmana
 
     pages = wait_for(both, 15, "a notification per cause", 0.2)
     assert sorted(len(page["body"]["alerts"]) for page in pages) == [1, 1]
+    # A failure alone in its group is not announced as "one cause" of several.
+    slack = wait_for(lambda: alertmanager.records("slack", dag) or None, 15, "the Slack messages", 0.2)
+    assert all("One cause" not in str(record["body"]) for record in slack)
 
 
 @pytest.mark.parametrize("source", ["AirflowTaskFailed", "AirflowDagRunFailed"])

@@ -22,7 +22,7 @@ import yaml
 
 from local_stack.alertmanager_config import ROUTING_FILE, render_alertmanager_config, write_alertmanager_config
 from tests.integration.conftest import wait_for
-from tests.running_alertmanager import RunningAlertmanager, running_alertmanager
+from tests.running_alertmanager import RunningAlertmanager
 from tests.unit.stack_helpers import AMTOOL, run, settings_for
 
 ROUTING = yaml.safe_load(ROUTING_FILE.read_text())
@@ -207,12 +207,6 @@ def test_without_smtp_credentials_the_rendered_config_does_not_log_in_to_the_cap
 
 
 # --- A real Alertmanager -------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAlertmanager]:
-    with running_alertmanager(tmp_path_factory.mktemp("alertmanager")) as running:
-        yield running
 
 
 def alert(alertname: str, environment: str, severity: str = "warning", **labels: str) -> dict[str, Any]:

@@ -9,15 +9,12 @@ and templates, decides what it holds back and what reaches the Slack, e-mail and
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
 from local_stack.alertmanager_config import ROUTING_FILE
 from tests.integration.conftest import wait_for
-from tests.running_alertmanager import RunningAlertmanager, running_alertmanager
+from tests.running_alertmanager import RunningAlertmanager
 from tests.unit.stack_helpers import AMTOOL, run
 
 MARKER = "AirflowDagUpstreamFailing"
@@ -33,12 +30,6 @@ SYMPTOMS = [
     ("AirflowDagRunOverBaseline", "warning", {}),
     ("AirflowDagDeadlineMissed", "warning", {}),
 ]
-
-
-@pytest.fixture(scope="module")
-def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAlertmanager]:
-    with running_alertmanager(tmp_path_factory.mktemp("alertmanager")) as running:
-        yield running
 
 
 def unique(prefix: str) -> str:

@@ -12,6 +12,9 @@ run succeeds): the backup is still missing then, though its failure has paged al
 The callback is the observability plugin's, an AsyncCallback the triggerer runs (no worker slot needed, which a late
 run may be holding): the miss arrives as `AirflowDagRunDeadlineMissed` through Alertmanager, like every other alert,
 with the run's link and the runbook.
+`airflow dags test` cannot end a successful run of a DAG with a Deadline Alert on Airflow 3.3 (the run's success
+looks the alerts up by id, and dag.test()'s in-memory DAG has none yet: "'dict' object has no attribute 'hex'");
+the scheduler's runs are not affected.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from airflow_obs.grafana_dashboards.write import render
 from dag_suite.faults import SLOW_SECONDS_VARIABLE
 
 from local_stack.incidents.client import StackClient
-from local_stack.incidents.scenarios import BASELINE_DAG, BASELINE_TASK, FAILING_DAG, FAULT_FAIL
+from local_stack.incidents.stack_faults import BASELINE_DAG, BASELINE_TASK, FAILING_DAG, FAULT_FAIL
 from tests.integration import link_checks
 from tests.integration.conftest import LocalStack, running_stack, wait_for
 from tests.integration.fake_grafana import FakeGrafana, fake_grafana

@@ -18,14 +18,8 @@ from local_stack.incidents import upstream_failure
 from local_stack.incidents.arrivals import alertmanager_arrivals
 from local_stack.incidents.client import StackClient
 from local_stack.incidents.runner import Report, run_scenario, wait_until_quiet
-from local_stack.incidents.scenarios import (
-    BASELINE_DAG,
-    COMPRESSED_THRESHOLDS,
-    MANY_DAGS,
-    SCENARIOS,
-    STALE_DAG,
-    cleanup_paths,
-)
+from local_stack.incidents.scenarios import COMPRESSED_THRESHOLDS, SCENARIOS, cleanup_paths
+from local_stack.incidents.stack_faults import BASELINE_DAG, MANY_DAGS, STALE_DAG
 from tests.integration import browser, console_checks, link_checks
 from tests.integration.conftest import LocalStack, running_stack
 from tests.integration.incident_checks import FAST_ALERTMANAGER, assert_links_work, assert_once_per_sink

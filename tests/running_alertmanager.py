@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,3 +136,16 @@ def running_alertmanager(home: Path, port: int | None = None) -> Iterator[Runnin
 
         wait_for(ready, 15, "Alertmanager to be ready", interval=0.1)
         yield RunningAlertmanager(url, settings, ports)
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses (environment, DAG id, pool), so tests sharing one Alertmanager never see each other."""
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def alert(alertname: str, environment: str, severity: str = "warning", **labels: str) -> dict[str, Any]:
+    """An alert as Prometheus posts it, with the labels routing and inhibition read."""
+    return {
+        "labels": {"alertname": alertname, "severity": severity, "environment": environment, **labels},
+        "annotations": {"summary": f"{alertname} in {environment}"},
+    }

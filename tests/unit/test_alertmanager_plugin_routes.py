@@ -8,19 +8,14 @@
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import pytest
 
 from local_stack.alertmanager_config import ROUTING_FILE
 from tests.integration.conftest import wait_for
-from tests.running_alertmanager import RunningAlertmanager
+from tests.running_alertmanager import RunningAlertmanager, unique
 from tests.unit.stack_helpers import AMTOOL, run
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
 def plugin_alert(alertname: str, dag_id: str, environment: str, **more: str) -> dict[str, Any]:

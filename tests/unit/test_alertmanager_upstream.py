@@ -8,13 +8,12 @@ and templates, decides what it holds back and what reaches the Slack, e-mail and
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from local_stack.alertmanager_config import ROUTING_FILE
 from tests.integration.conftest import wait_for
-from tests.running_alertmanager import RunningAlertmanager
+from tests.running_alertmanager import RunningAlertmanager, unique
 from tests.unit.stack_helpers import AMTOOL, run
 
 MARKER = "AirflowDagUpstreamFailing"
@@ -30,10 +29,6 @@ SYMPTOMS = [
     ("AirflowDagRunOverBaseline", "warning", {}),
     ("AirflowDagDeadlineMissed", "warning", {}),
 ]
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
 def alert(alertname: str, severity: str, environment: str, dag_id: str, **labels: str) -> dict[str, Any]:

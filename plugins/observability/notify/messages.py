@@ -130,6 +130,21 @@ def _without_empty_trace(found: dict[str, str], trace_id: str) -> dict[str, str]
     return {name: url for name, url in found.items() if name != "trace" or trace_id}
 
 
+def _about_run(kind: str, event: DagRunEvent, error: str, found: dict[str, str], **more: Any) -> Notification:
+    """A message about one DAG run (failed, late, recovered): one id per kind and run."""
+    return Notification(
+        id=_notification_id(kind, event.dag_id, event.run_id),
+        kind=kind,
+        dag_id=event.dag_id,
+        run_id=event.run_id,
+        owner=event.owner,
+        team=event.team,
+        error=error,
+        links=found,
+        **more,
+    )
+
+
 def task_notification(
     settings: PluginSettings, event: TaskEvent, kind: str, trace_id: str, impact: Impact = NO_IMPACT
 ) -> Notification:
@@ -164,17 +179,8 @@ def recovery_notification(
         "trace": links.trace_url(settings, trace_id),
         "runbook": links.runbook_url(settings, RUNBOOK_DAG_RECOVERED),
     }
-    return Notification(
-        id=_notification_id(DAG_RECOVERED, event.dag_id, event.run_id),
-        kind=DAG_RECOVERED,
-        dag_id=event.dag_id,
-        run_id=event.run_id,
-        owner=event.owner,
-        team=event.team,
-        error="",
-        links={name: url for name, url in _without_empty_trace(found, trace_id).items() if url},
-        previous_run_id=failed_run_id,
-    )
+    shown = {name: url for name, url in _without_empty_trace(found, trace_id).items() if url}
+    return _about_run(DAG_RECOVERED, event, "", shown, previous_run_id=failed_run_id)
 
 
 # Why Airflow failed a run (the DAG callback's `reason`) when no task failure explains it.
@@ -206,15 +212,11 @@ def run_failure_notification(
         "trace": links.trace_url(settings, trace_id),
         "runbook": links.runbook_url(settings, RUNBOOK_DAG_RUN_FAILED),
     }
-    return Notification(
-        id=_notification_id(DAG_RUN_FAILED, event.dag_id, event.run_id),
-        kind=DAG_RUN_FAILED,
-        dag_id=event.dag_id,
-        run_id=event.run_id,
-        owner=event.owner,
-        team=event.team,
-        error=why,
-        links=_without_empty_trace(found, trace_id),
+    return _about_run(
+        DAG_RUN_FAILED,
+        event,
+        why,
+        _without_empty_trace(found, trace_id),
         affects=impact.affects_text(),
         upstream_failing=impact.upstream_text(),
     )
@@ -227,16 +229,7 @@ def deadline_notification(settings: PluginSettings, event: DagRunEvent, descript
         "dashboard": links.dashboard_url(settings, links.FRESHNESS_DASHBOARD_UID),
         "runbook": links.runbook_url(settings, RUNBOOK_DAG_RUN_DEADLINE_MISSED),
     }
-    return Notification(
-        id=_notification_id(DEADLINE_MISSED, event.dag_id, event.run_id),
-        kind=DEADLINE_MISSED,
-        dag_id=event.dag_id,
-        run_id=event.run_id,
-        owner=event.owner,
-        team=event.team,
-        error=description,
-        links=found,
-    )
+    return _about_run(DEADLINE_MISSED, event, description, found)
 
 
 # --- Slack (Block Kit) ---------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from typing import Any
 
 from airflow_obs.alerting.thresholds import THRESHOLDS, env_var, seconds
 from airflow_obs.observability.events import DagRunEvent
+from airflow_obs.observability.impact import read_impact
 from airflow_obs.observability.notify import alerts, messages, router
 from airflow_obs.observability.notify.redaction import redact
 from airflow_obs.observability.settings import PluginSettings, settings
@@ -105,7 +106,8 @@ def build_alert(
         f"Run {event.run_id} of {event.dag_id} had to succeed by {alerts.iso(deadline_at)}{since} ({named}); "
         f"{late} later {where}. Whoever relies on its data does not have it yet: the runbook says what to check."
     )
-    alert = alerts.dag_run_deadline_missed(current, event, summary, description, deadline_at, alert_lifetime())
+    impact = read_impact(current, event.dag_id)  # who waits downstream for the late data
+    alert = alerts.dag_run_deadline_missed(current, event, summary, description, deadline_at, alert_lifetime(), impact)
     return alert, event, description
 
 

@@ -26,6 +26,7 @@ from airflow_obs.observability.settings import settings
 from tests.conftest import free_port
 from tests.integration.conftest import wait_for
 from tests.running_alertmanager import RunningAlertmanager, running_alertmanager
+from tests.running_prometheus import running_prometheus
 from tests.unit.test_paging import direct_messages, point_plugin
 
 AIRFLOW = "http://127.0.0.1:8080"
@@ -192,3 +193,14 @@ def test_the_alert_lasts_the_exporters_window_of_this_deployment_plus_the_margin
     assert deadlines.alert_lifetime({}) == timedelta(minutes=20)
     assert alerts.SEVERITY[alerts.DAG_RUN_DEADLINE_MISSED] == "warning"
     assert alerts.DAG_RUN_DEADLINE_MISSED not in alerts.PLUGIN_ALERTS, "the reconciler must not end it early"
+
+
+def test_the_alert_says_who_waits_downstream_for_the_late_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with running_prometheus(tmp_path) as prometheus:
+        monkeypatch.setenv("AIRFLOW__OBSERVABILITY__PROMETHEUS_URL", prometheus.url)
+        settings.cache_clear()
+        alert, _, _ = deadlines.build_alert(settings(), miss_context("ml_monitor_drift"), "ml-eng", "ml")
+
+    # The asset graph of tests/running_prometheus.py: the drift monitor feeds the training DAG, and waits on the ETL.
+    assert alert.annotations["affects"] == "model://return_model/drift -> ml_train_return_model (team ml, owner ml-eng)"
+    assert alert.annotations["upstream_failing"] == "etl_orders, whose latest run failed (via warehouse://orders)"

@@ -235,8 +235,10 @@ def dag_run_deadline_missed(
     description: str,
     deadline_at: datetime,
     lasting: timedelta,
+    impact: Impact = NO_IMPACT,
 ) -> Alert:
-    """A run passed a Deadline Alert's time before succeeding: the run, the freshness dashboard, the runbook."""
+    """A run passed a Deadline Alert's time before succeeding: the run, the freshness dashboard, the runbook, and who
+    waits downstream for its data (impact.py)."""
     run_url = links.dag_run_url(settings, event.dag_id, event.run_id)
     now = now_utc()
     return Alert(
@@ -250,6 +252,7 @@ def dag_run_deadline_missed(
             # The freshness dashboard holds the "Deadline misses" panel (the exporter's alert links it too).
             "dashboard_url": links.dashboard_url(settings, links.FRESHNESS_DASHBOARD_UID),
             "runbook_url": links.runbook_url(settings, messages.RUNBOOK_DAG_RUN_DEADLINE_MISSED),
+            **impact.annotations(),
         },
         starts_at=now,
         ends_at=now + lasting,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from tests.conftest import REPO_ROOT
 
@@ -81,3 +83,20 @@ def plugin_env(monkeypatch: pytest.MonkeyPatch):
     yield apply
     monkeypatch.undo()
     settings.cache_clear()
+
+
+def xcom(dag_run, task_id: str) -> Any:
+    """A task's return value, read from the metadata DB (tests may use the ORM, tasks may not)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag_run.dag_id,
+                XComModel.run_id == dag_run.run_id,
+                XComModel.task_id == task_id,
+                XComModel.key == "return_value",
+            )
+        ).one()
+        return XComModel.deserialize_value(row)
